@@ -1,0 +1,3 @@
+"""adapterhub: a parameter-efficient adapter hub for multilingual NLP."""
+
+__version__ = "0.1.0"

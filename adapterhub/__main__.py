@@ -1,0 +1,5 @@
+import sys
+
+from adapterhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,337 @@
+"""The one loader of the frozen backbone: embedded name, local folder or hub id.
+
+``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32, or 8-bit through
+bitsandbytes), its tokenizer, mean pooling and a fingerprint. The fingerprint is a sha256 over the
+architecture config and the weights as stored, so an adapter can prove which backbone it was
+trained on, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapterhub import embedded, settings
+from adapterhub.errors import BackboneError, UsageError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "multilingual-e5-small"
+DEFAULT_PREFIX = "query: "
+QUANTIZATIONS = (None, "8bit")
+
+# Keys of config.json that define the architecture (the rest is bookkeeping).
+ARCHITECTURE_KEYS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "layer_norm_eps",
+    "position_embedding_type",
+)
+# Weights a headless encoder never uses; a checkpoint with or without them is the same backbone.
+_UNUSED_PREFIXES = ("pooler.", "cls.", "lm_head.", "classifier.")
+_FINGERPRINT_CACHE = ".adapterhub-fingerprint.json"
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def _architecture(config: dict) -> dict:
+    return {key: config.get(key) for key in ARCHITECTURE_KEYS}
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors"))
+
+
+def _strip_base_prefix(names: list[str]) -> dict[str, str]:
+    """``bert.encoder...`` and ``encoder...`` name the same weight: hash them alike."""
+    bases = ("bert.", "roberta.", "xlm_roberta.", "model.")
+    for base in bases:
+        if names and all(n.startswith(base) or n.startswith(_UNUSED_PREFIXES) for n in names):
+            return {n: n[len(base) :] if n.startswith(base) else n for n in names}
+    return {n: n for n in names}
+
+
+def fingerprint_folder(folder: str | Path) -> str:
+    """sha256 over the architecture config and every used weight (name, dtype, shape, bytes).
+
+    Cached beside the weights, keyed by their sizes and modification times.
+    """
+    import torch
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"{folder} has no readable config.json ({exc})") from exc
+    files = _weight_files(folder)
+    if not files:
+        raise BackboneError(
+            f"{folder} has no .safetensors weights; adapterhub only loads safetensors "
+            "(convert pickle checkpoints with transformers' save_pretrained first)"
+        )
+    stamp = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    cache = folder / _FINGERPRINT_CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("stamp") == stamp and cached.get("config") == _architecture(config):
+            return cached["fingerprint"]
+    except (OSError, ValueError):
+        pass
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(_architecture(config), sort_keys=True).encode())
+    handles = [safe_open(str(f), framework="pt") for f in files]
+    owner = {name: h for h in handles for name in h.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    canonical = _strip_base_prefix(sorted(owner))
+    for stored, name in sorted(canonical.items(), key=lambda item: item[1]):
+        if name.startswith(_UNUSED_PREFIXES):
+            continue
+        tensor = owner[stored].get_tensor(stored).contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    fingerprint = f"sha256:{digest.hexdigest()}"
+    try:
+        cache.write_text(
+            json.dumps(
+                {"stamp": stamp, "config": _architecture(config), "fingerprint": fingerprint}
+            )
+        )
+    except OSError:
+        pass  # a read-only folder simply recomputes next time
+    return fingerprint
+
+
+# --------------------------------------------------------------------------- the backbone
+
+
+def mean_pool(last_hidden_state, attention_mask):
+    """Average the token states over the attention mask (the e5 recipe); no normalisation."""
+    mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+    summed = (last_hidden_state * mask).sum(dim=1)
+    return summed / mask.sum(dim=1).clamp(min=1e-9)
+
+
+@dataclass
+class Backbone:
+    """A loaded, frozen backbone and what identifies it."""
+
+    name: str
+    path: Path
+    model: Any
+    tokenizer: Any
+    fingerprint: str
+    config: dict
+    quantization: str | None = None
+    device: str = "cpu"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.config["hidden_size"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config["num_hidden_layers"])
+
+    mean_pool = staticmethod(mean_pool)
+
+    def tokenize(self, texts: list[str], max_length: int = 512):
+        return self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(self.device)
+
+    def embed(
+        self,
+        texts: list[str],
+        prefix: str = DEFAULT_PREFIX,
+        batch_size: int = 32,
+        max_length: int = 512,
+    ):
+        """L2-normalised mean-pooled embeddings, shape [len(texts), hidden]."""
+        import torch
+
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenize(
+                    [prefix + t for t in texts[start : start + batch_size]], max_length
+                )
+                hidden = self.model(**batch).last_hidden_state
+                pooled = mean_pool(hidden.float(), batch["attention_mask"])
+                rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+        if not rows:
+            return torch.empty(0, self.hidden_size)
+        return torch.cat(rows)
+
+    def info(self) -> dict:
+        """What ``adapterhub backbone info`` prints."""
+        total = sum(p.numel() for p in self.model.parameters())
+        embedding = self.model.get_input_embeddings().weight.numel()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "architecture": (self.config.get("architectures") or [self.config.get("model_type")])[
+                0
+            ],
+            "parameters": total,
+            "embedding_parameters": embedding,
+            "hidden_size": self.hidden_size,
+            "layers": self.num_layers,
+            "attention_heads": self.config.get("num_attention_heads"),
+            "vocab_size": self.config.get("vocab_size"),
+            "max_positions": self.config.get("max_position_embeddings"),
+            "fingerprint": self.fingerprint,
+            "quantization": self.quantization or "none",
+            "device": self.device,
+            **({"license": self.meta["license"]} if "license" in self.meta else {}),
+        }
+
+
+def resolve_path(name_or_path: str, *, provision: bool = True) -> tuple[str, Path]:
+    """(display name, local folder) for an embedded name, a local folder or a provisioned name.
+
+    A hub id is downloaded through ``huggingface_hub`` where a hub is reachable.
+    """
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_dir():
+        return candidate.resolve().name, candidate.resolve()
+    if embedded.is_embedded_name(name_or_path):
+        chosen = embedded.variant_for(name_or_path)
+        folder = settings.backbones_dir() / chosen.name
+        if not embedded.is_complete(folder):
+            if not provision:
+                raise BackboneError(
+                    f"backbone {chosen.name} is not provisioned; run `adapterhub backbone fetch`"
+                )
+            folder = embedded.provision(chosen.name)
+        return chosen.name, folder
+    provisioned = settings.backbones_dir() / name_or_path
+    if name_or_path and "/" not in name_or_path and provisioned.is_dir():
+        return name_or_path, provisioned
+    if candidate.is_absolute() or name_or_path.startswith((".", "~")):
+        raise BackboneError(f"backbone folder {name_or_path} does not exist")
+    return name_or_path, _download_from_hub(name_or_path)
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(
+            repo_id,
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"],
+        )
+    except Exception as exc:  # the hub client raises many types: offline, 404, auth, network
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackboneError(
+            f"cannot get backbone {repo_id!r} from the Hugging Face hub ({reason[:160]}); "
+            "offline, download it on a connected machine and pass its local folder instead, "
+            "e.g. --backbone /path/to/folder"
+        ) from exc
+    return Path(folder)
+
+
+def _load_tokenizer(folder: Path):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer_file = folder / "tokenizer.json"
+    if tokenizer_file.is_file():
+        # PreTrainedTokenizerFast keeps tokenizer.json's exact behaviour; AutoTokenizer may rebuild
+        # the tokenizer from its class and drop trailing spaces (see BACKBONE.md).
+        special = {}
+        special_file = folder / "special_tokens_map.json"
+        if special_file.is_file():
+            special = {
+                k: v if isinstance(v, str) else v.get("content")
+                for k, v in json.loads(special_file.read_text()).items()
+                if k.endswith("_token")
+            }
+        return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), **special)
+    return AutoTokenizer.from_pretrained(str(folder))
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_backbone(
+    name_or_path: str = DEFAULT_BACKBONE,
+    quantize: str | None = None,
+    *,
+    device: str | None = None,
+    provision: bool = True,
+) -> Backbone:
+    """Load the frozen backbone: an embedded name, a local folder, or a hub id.
+
+    ``quantize="8bit"`` loads the Linear layers through bitsandbytes (CPU or CUDA).
+    """
+    if quantize not in QUANTIZATIONS:
+        raise UsageError(f"unknown quantization {quantize!r}; use one of: none, 8bit")
+    name, folder = resolve_path(name_or_path, provision=provision)
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    device = device or _default_device()
+    fingerprint = fingerprint_folder(folder)
+    kwargs: dict[str, Any] = {}
+    if quantize == "8bit":
+        from transformers import BitsAndBytesConfig
+
+        # bitsandbytes casts fp32 activations to fp16 inside every 8-bit matmul and says so each call.
+        warnings.filterwarnings("ignore", message="MatMul8bitLt")
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": device}
+    try:
+        try:
+            model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **kwargs)
+        except TypeError:  # architectures without a pooler option
+            model = AutoModel.from_pretrained(str(folder), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
+    if quantize is None:
+        model.to(device)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    tokenizer = _load_tokenizer(folder)
+    config = json.loads((folder / "config.json").read_text())
+    meta = embedded.read_manifest(folder) or {}
+    log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
+    return Backbone(name, folder, model, tokenizer, fingerprint, config, quantize, device, meta)
+
+
+def list_backbones() -> list[dict]:
+    """Backbones provisioned under ``$ADAPTERHUB_HOME/backbones`` (without loading them)."""
+    rows = []
+    for folder in embedded.embedded_folders():
+        manifest = embedded.read_manifest(folder) or {}
+        config = json.loads((folder / "config.json").read_text())
+        rows.append(
+            {
+                "name": folder.name,
+                "path": str(folder),
+                "fingerprint": manifest.get("fingerprint", ""),
+                "hidden_size": config.get("hidden_size"),
+                "layers": config.get("num_hidden_layers"),
+                "vocab_size": config.get("vocab_size"),
+                "bytes": sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+            }
+        )
+    return rows
