@@ -1,0 +1,78 @@
+"""The adapter registry: identity, integrity, atomic publish, search and sharing between teams.
+
+Entries ``<namespace>/<task>/<lang>/<version>/`` hold the PEFT pair, the head, a model card and a
+manifest (FORMAT.md); stores are a local folder (default ``settings.registry_dir()``), any fsspec
+URL, or an OCI registry (``oci://host[:port]/repo``). Public API::
+
+    publish(adapter_dir, "sentiment/de@adapterhub:1.0.0", backbone=bb, metrics={...}) -> Manifest
+    resolve("sentiment/de", backbone=bb) -> Path          # a verified local entry, pulled on a miss
+    open_adapter("sentiment/de", bb) -> VerifiedAdapter   # resolve + verify, with the tensors
+    verify_adapter_dir(path, backbone=None) -> VerifiedAdapter
+    search(task=..., lang=..., backbone=..., method=..., metric=...) -> list[Manifest]
+    pull / push / yank / gc / reindex / export_bundle / import_adapter
+"""
+
+from adapterhub.registry.api import (
+    export_bundle,
+    find,
+    gc,
+    import_adapter,
+    local_store,
+    open_adapter,
+    publish,
+    pull,
+    push,
+    reindex,
+    resolve,
+    search,
+    show,
+    verify,
+    yank,
+)
+from adapterhub.registry.ids import DEFAULT_NAMESPACE, AdapterId, Version, parse_id
+from adapterhub.registry.manifest import BackboneRef, Manifest, Metrics, render_card
+from adapterhub.registry.remotes import (
+    add_remote,
+    list_remotes,
+    project_registry_dir,
+    remove_remote,
+)
+from adapterhub.registry.stores import FsspecStore, LocalStore, OCIStore, Store, open_store
+from adapterhub.registry.verify import VerifiedAdapter, verify_adapter_dir
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "AdapterId",
+    "BackboneRef",
+    "FsspecStore",
+    "LocalStore",
+    "Manifest",
+    "Metrics",
+    "OCIStore",
+    "Store",
+    "VerifiedAdapter",
+    "Version",
+    "add_remote",
+    "export_bundle",
+    "find",
+    "gc",
+    "import_adapter",
+    "list_remotes",
+    "local_store",
+    "open_adapter",
+    "open_store",
+    "parse_id",
+    "project_registry_dir",
+    "publish",
+    "pull",
+    "push",
+    "reindex",
+    "remove_remote",
+    "render_card",
+    "resolve",
+    "search",
+    "show",
+    "verify",
+    "verify_adapter_dir",
+    "yank",
+]

@@ -1,0 +1,258 @@
+"""The manifest of a registry entry (``manifest.json``) and the model card generated from it.
+
+The manifest is the commit point of a publish and never changes afterwards. ``yanked`` is the one
+mutable fact about an entry; stores keep it beside the manifest (``yanked.json``, or an OCI tag)
+and report it through this field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from adapterhub.errors import IntegrityError
+from adapterhub.registry.ids import AdapterId
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+YANKED = "yanked.json"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+HEAD = "head.safetensors"
+PAYLOAD_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, HEAD)
+"""The files an adapter folder may carry into an entry (FORMAT.md); the card is generated."""
+ENTRY_FILES = (*PAYLOAD_FILES, CARD, MANIFEST)
+SCHEMA_VERSION = 1
+
+
+class BackboneRef(BaseModel):
+    """The backbone an adapter was trained on; the fingerprint is what loading checks."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    fingerprint: str
+
+
+class Metrics(BaseModel):
+    """``{"dataset": "...", "split": "test", "accuracy": 0.91, "macro_f1": 0.9}``: the dataset and
+    split the numbers were measured on, and any number of named metric values."""
+
+    model_config = ConfigDict(extra="allow")
+    dataset: str = ""
+    split: str = ""
+
+    @property
+    def values(self) -> dict[str, float]:
+        return {k: float(v) for k, v in (self.model_extra or {}).items()}
+
+    def model_post_init(self, __context: Any) -> None:
+        for key, value in (self.model_extra or {}).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"metric {key!r} must be a number, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"metric {key!r} must be finite, got {value!r}")
+
+
+class FileInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Manifest(BaseModel):
+    """Identity and provenance of one published adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    kind: Literal["task", "language"]
+    task: str
+    lang: str
+    namespace: str
+    version: str
+    method: str
+    """``lora``, ``ia3`` or ``bottleneck``."""
+    method_config: dict[str, Any] = Field(default_factory=dict)
+    """The adapter_config.json the entry carries."""
+    labels: list[str] = Field(default_factory=list)
+    task_type: Literal["sequence", "token"] | None = None
+    backbone: BackboneRef
+    metrics: Metrics = Field(default_factory=Metrics)
+    recipe: dict[str, Any] | str | None = None
+    parents: list[str] = Field(default_factory=list)
+    """Ids of the adapters this one was trained on (the language adapter under a task adapter)."""
+    files: dict[str, FileInfo]
+    created_at: str
+    created_by: str
+    license: str = "apache-2.0"
+    description: str = ""
+    yanked: bool = False
+    yanked_reason: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _exact_id(cls, value: str) -> str:
+        parsed = AdapterId.parse(value)
+        if parsed.version is None:
+            raise ValueError(f"manifest id {value!r} has no version")
+        return str(parsed)
+
+    @field_validator("parents")
+    @classmethod
+    def _parent_ids(cls, value: list[str]) -> list[str]:
+        return [str(AdapterId.parse(p).require_exact()) for p in value]
+
+    def model_post_init(self, __context: Any) -> None:
+        parsed = self.adapter_id
+        if (parsed.task, parsed.lang, parsed.namespace, str(parsed.version)) != (
+            self.task,
+            self.lang,
+            self.namespace,
+            self.version,
+        ):
+            raise ValueError(f"manifest fields task/lang/namespace/version disagree with {self.id}")
+        for name in self.files:
+            if name not in PAYLOAD_FILES + (CARD,):
+                raise ValueError(f"manifest lists an unexpected file {name!r}")
+
+    @property
+    def adapter_id(self) -> AdapterId:
+        return AdapterId.parse(self.id)
+
+    def to_json(self) -> str:
+        """The committed form: everything but the mutable yank state."""
+        data = self.model_dump(mode="json", exclude={"yanked", "yanked_reason"})
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, where: str = "manifest.json") -> Manifest:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IntegrityError(
+                f"{where} is not valid JSON ({exc}); the entry is corrupt"
+            ) from exc
+        if not isinstance(data, dict):
+            raise IntegrityError(f"{where} is not a JSON object; the entry is corrupt")
+        try:
+            return cls.model_validate(data)
+        except (ValidationError, ValueError) as exc:
+            first = str(exc).splitlines()
+            raise IntegrityError(
+                f"{where} does not match the manifest schema ({' '.join(first[:3])})"
+            ) from exc
+
+    def summary(self) -> dict[str, Any]:
+        """A flat dict for tables and ``--json``."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "method": self.method,
+            "backbone": self.backbone.name,
+            "metrics": self.metrics.values,
+            "dataset": self.metrics.dataset,
+            "labels": len(self.labels),
+            "created_at": self.created_at,
+            "yanked": self.yanked,
+        }
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+_TASK_TYPE_TAGS = {"sequence": "text-classification", "token": "token-classification"}
+
+
+def render_card(manifest: Manifest) -> str:
+    """A model card in the Hugging Face style: YAML front matter, then a short text."""
+    front: dict[str, Any] = {
+        "library_name": "peft" if manifest.method in ("lora", "ia3") else "adapterhub",
+        "base_model": manifest.backbone.name,
+        "license": manifest.license,
+        "tags": ["adapterhub", manifest.method, manifest.task, manifest.kind],
+        "adapterhub": {
+            "id": manifest.id,
+            "kind": manifest.kind,
+            "method": manifest.method,
+            "backbone_fingerprint": manifest.backbone.fingerprint,
+            "parents": list(manifest.parents),
+            "labels": list(manifest.labels),
+            "created_at": manifest.created_at,
+            "created_by": manifest.created_by,
+        },
+    }
+    if manifest.lang not in ("multi", "mul"):
+        front["language"] = [manifest.lang]
+    values = manifest.metrics.values
+    if values:
+        front["model-index"] = [
+            {
+                "name": manifest.id,
+                "results": [
+                    {
+                        "task": {
+                            "type": _TASK_TYPE_TAGS.get(manifest.task_type or "", "other"),
+                            "name": manifest.task,
+                        },
+                        "dataset": {
+                            "name": manifest.metrics.dataset or "unknown",
+                            "type": manifest.metrics.dataset or "unknown",
+                            "split": manifest.metrics.split or "unknown",
+                        },
+                        "metrics": [{"type": k, "value": v} for k, v in sorted(values.items())],
+                    }
+                ],
+            }
+        ]
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {manifest.id}",
+        "",
+        manifest.description
+        or f"A {manifest.method} {manifest.kind} adapter for `{manifest.task}` in `{manifest.lang}`.",
+        "",
+        f"- Backbone: `{manifest.backbone.name}` (`{manifest.backbone.fingerprint}`)",
+    ]
+    if manifest.labels:
+        lines.append(f"- Labels: {', '.join(f'`{label}`' for label in manifest.labels)}")
+    if manifest.parents:
+        lines.append(f"- Trained on: {', '.join(f'`{p}`' for p in manifest.parents)}")
+    if values:
+        where = " ".join(x for x in (manifest.metrics.dataset, manifest.metrics.split) if x)
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items()))
+        lines.append(f"- Results{f' on {where}' if where else ''}: {scores}")
+    lines += [
+        f"- Created {manifest.created_at} by {manifest.created_by}; licence {manifest.license}",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"adapterhub registry pull {manifest.id}",
+        "```",
+        "",
+    ]
+    if manifest.method in ("lora", "ia3"):
+        lines += [
+            "The adapter is a plain PEFT folder: "
+            "`PeftModel.from_pretrained(backbone_model, entry_dir)` loads it; "
+            "`head.safetensors` holds the task head.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def read_card_front_matter(text: str) -> dict[str, Any]:
+    """The YAML front matter of a card (for tests and tools)."""
+    if not text.startswith("---\n"):
+        raise IntegrityError("the model card has no YAML front matter")
+    end = text.index("\n---", 4)
+    return yaml.safe_load(text[4:end]) or {}

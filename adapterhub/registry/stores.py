@@ -1,0 +1,780 @@
+"""Where entries live: a local directory, any fsspec URL, or an OCI registry, behind one interface.
+
+Every store holds entries at ``<namespace>/<task>/<lang>/<version>/`` (OCI: one repository, one tag
+per entry) and makes publishing atomic in its own way:
+
+- :class:`LocalStore` stages every file, the manifest last, in a hidden ``.tmp/`` folder and commits
+  with one ``rename(2)`` of that folder onto the entry path. ``rename`` refuses a non-empty target,
+  so of N racing publishers exactly one wins and the others get :class:`ConflictError`; a killed
+  publisher leaves only its staging folder, which no reader looks at and ``gc`` removes.
+- :class:`FsspecStore` (object stores have no rename) first claims the entry by creating
+  ``.claim`` exclusively (``open(..., "xb")``), then writes the files, then ``manifest.json``
+  exclusively as the commit point. Readers see an entry only once its manifest exists.
+- :class:`OCIStore` uploads the blobs first; the manifest PUT under the entry's tag is the commit.
+
+Yanking writes a marker (``yanked.json``, or an OCI tag ``<tag>__yanked``); the manifest and the
+files of a published version never change.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from adapterhub.errors import (
+    AuthError,
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    RegistryError,
+    UsageError,
+)
+from adapterhub.registry.ids import AdapterId, Version
+from adapterhub.registry.index import Index
+from adapterhub.registry.manifest import ENTRY_FILES, MANIFEST, YANKED, Manifest, utc_now
+
+log = logging.getLogger(__name__)
+
+TMP_DIR = ".tmp"
+CLAIM = ".claim"
+INDEX_FILE = ".index.sqlite"
+DEFAULT_GC_GRACE_S = 3600.0
+MAX_REMOTE_FILE_BYTES = 1 << 30
+
+
+def _conflict(aid: AdapterId, where: str) -> ConflictError:
+    return ConflictError(
+        f"{aid} already exists in {where}; published versions are immutable: "
+        "publish a new version (bump the patch number)"
+    )
+
+
+def _read_only(where: str) -> RegistryError:
+    return RegistryError(f"{where} is a read-only store; publish to your local registry instead")
+
+
+def _yank_record(reason: str) -> bytes:
+    return json.dumps({"yanked_at": utc_now(), "reason": reason}, indent=2).encode() + b"\n"
+
+
+class Store(ABC):
+    """A place entries live. Implementations: :class:`LocalStore`, :class:`FsspecStore`,
+    :class:`OCIStore`."""
+
+    url: str
+    read_only: bool = False
+
+    @abstractmethod
+    def ids(self) -> list[AdapterId]:
+        """Every committed entry (exact ids), in no particular order."""
+
+    @abstractmethod
+    def read_manifest(self, aid: AdapterId) -> Manifest:
+        """The manifest of an entry with its yank state; :class:`NotFoundError` if absent."""
+
+    @abstractmethod
+    def exists(self, aid: AdapterId) -> bool: ...
+
+    @abstractmethod
+    def fetch(self, aid: AdapterId, dest: Path) -> None:
+        """Copy the entry's files (manifest included) into the empty folder ``dest``, unverified."""
+
+    @abstractmethod
+    def put(self, src: Path, manifest: Manifest) -> None:
+        """Publish the files ``manifest.files`` from ``src`` plus the manifest, atomically;
+        :class:`ConflictError` if the version exists or another publisher won."""
+
+    @abstractmethod
+    def yank(self, aid: AdapterId, reason: str = "") -> None: ...
+
+    def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> list[str]:
+        """Remove what killed publishers left; returns what was removed."""
+        return []
+
+    def versions(self, base: AdapterId) -> list[tuple[Version, bool]]:
+        """``(version, yanked)`` of every committed version of ``base``."""
+        return [
+            (aid.version, self.read_manifest(aid).yanked)
+            for aid in self.ids()
+            if aid.base == base and aid.version is not None
+        ]
+
+    def manifests(self) -> list[Manifest]:
+        found = []
+        for aid in self.ids():
+            try:
+                found.append(self.read_manifest(aid))
+            except IntegrityError as exc:
+                log.warning("skipping %s in %s: %s", aid, self.url, exc)
+        return found
+
+    def search(self, **filters: Any) -> list[Manifest]:
+        """Entries matching ``filters`` (see :meth:`Index.search`); stores without a persistent
+        index scan their manifests into a temporary one."""
+        index = Index(":memory:")
+        index.rebuild(self.manifests())
+        return index.search(**filters)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+# --------------------------------------------------------------------------- local directory
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _copy_synced(src: Path, dst: Path) -> None:
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
+        fout.flush()
+        os.fsync(fout.fileno())
+
+
+def _write_synced(dst: Path, data: bytes, *, exclusive: bool = True) -> None:
+    with open(dst, "xb" if exclusive else "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalStore(Store):
+    """A registry in a local folder, with an SQLite index (``.index.sqlite``) for search.
+
+    ``read_only`` stores (the project's ``registry/`` folder used as an upstream) are never
+    written to, not even their index: searches then scan the manifests.
+    """
+
+    def __init__(self, root: str | Path, *, read_only: bool = False) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = str(self.root)
+        self.read_only = read_only
+
+    # paths
+    def entry_path(self, aid: AdapterId) -> Path:
+        return self.root.joinpath(*aid.parts)
+
+    @property
+    def index(self) -> Index:
+        if self.read_only:
+            raise _read_only(self.url)
+        self.root.mkdir(parents=True, exist_ok=True)
+        index = Index(self.root / INDEX_FILE)
+        if index.is_new:
+            index.rebuild(self.manifests())
+        return index
+
+    # reading
+    def ids(self) -> list[AdapterId]:
+        found = []
+        if not self.root.is_dir():
+            return found
+        for manifest in self.root.glob(f"*/*/*/*/{MANIFEST}"):
+            namespace, task, lang, version = manifest.parent.relative_to(self.root).parts
+            if namespace.startswith("."):
+                continue
+            aid = AdapterId.from_parts(namespace, task, lang, version)
+            if aid is not None:
+                found.append(aid)
+        return found
+
+    def exists(self, aid: AdapterId) -> bool:
+        return (self.entry_path(aid) / MANIFEST).is_file()
+
+    def versions(self, base: AdapterId) -> list[tuple[Version, bool]]:
+        folder = self.root / base.namespace / base.task / base.lang
+        found = []
+        for entry in folder.iterdir() if folder.is_dir() else []:
+            if (entry / MANIFEST).is_file():
+                aid = AdapterId.from_parts(base.namespace, base.task, base.lang, entry.name)
+                if aid is not None and aid.version is not None:
+                    found.append((aid.version, (entry / YANKED).exists()))
+        return found
+
+    def read_manifest(self, aid: AdapterId) -> Manifest:
+        entry = self.entry_path(aid)
+        try:
+            text = (entry / MANIFEST).read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"{aid} is not in {self.url}; see `adapterhub registry list`, or pull it"
+            ) from None
+        manifest = Manifest.from_json(text, where=str(entry / MANIFEST))
+        if manifest.id != str(aid):
+            raise IntegrityError(f"{entry} holds a manifest for {manifest.id}, not {aid}")
+        yanked = entry / YANKED
+        if yanked.is_file():
+            manifest.yanked = True
+            with contextlib.suppress(ValueError, OSError):
+                manifest.yanked_reason = str(json.loads(yanked.read_text()).get("reason", ""))
+        return manifest
+
+    def fetch(self, aid: AdapterId, dest: Path) -> None:
+        manifest = self.read_manifest(aid)
+        entry = self.entry_path(aid)
+        for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else [])]:
+            source = entry / name
+            if source.is_symlink():
+                raise IntegrityError(f"{source} is a symbolic link; refusing it")
+            shutil.copyfile(source, dest / name)
+
+    def search(self, **filters: Any) -> list[Manifest]:
+        if self.read_only:
+            return super().search(**filters)
+        return self.index.search(**filters)
+
+    # writing
+    def _staging(self, label: str) -> Path:
+        tmp = self.root / TMP_DIR
+        tmp.mkdir(parents=True, exist_ok=True)
+        # host and pid in the name let gc tell a dead publisher from a live one
+        name = f"{label}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        path = tmp / name
+        path.mkdir()
+        return path
+
+    def put(self, src: Path, manifest: Manifest) -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        aid = manifest.adapter_id
+        final = self.entry_path(aid)
+        if (final / MANIFEST).exists():
+            raise _conflict(aid, self.url)
+        staging = self._staging(aid.oci_tag)
+        try:
+            for name in manifest.files:
+                _copy_synced(Path(src) / name, staging / name)
+            _write_synced(staging / MANIFEST, manifest.to_json().encode())  # the manifest last
+            _fsync_dir(staging)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, final)  # the commit point
+            except OSError as exc:
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                    if (final / MANIFEST).exists():
+                        raise _conflict(aid, self.url) from None
+                    raise ConflictError(
+                        f"{final} holds a half-written entry; run `adapterhub registry gc` and retry"
+                    ) from None
+                raise
+            _fsync_dir(final.parent)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        self._index_add(manifest)
+
+    def _index_add(self, manifest: Manifest) -> None:
+        try:
+            self.index.add(manifest)
+        except Exception as exc:  # the entry is committed; the index is a cache (see reindex)
+            log.warning("could not update the index of %s (%s); run reindex", self.url, exc)
+
+    def yank(self, aid: AdapterId, reason: str = "") -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        manifest = self.read_manifest(aid)
+        entry = self.entry_path(aid)
+        if not manifest.yanked:
+            temp = entry / f".{YANKED}.{uuid.uuid4().hex[:8]}"
+            _write_synced(temp, _yank_record(reason))
+            os.replace(temp, entry / YANKED)
+            manifest.yanked, manifest.yanked_reason = True, reason
+        self._index_add(manifest)
+
+    def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> list[str]:
+        """Remove staging folders of dead publishers (at once, on this host) or older than
+        ``grace_s``, and entry folders without a manifest; then refresh the index."""
+        if self.read_only:
+            raise _read_only(self.url)
+        removed: list[str] = []
+        now = time.time()
+        host = socket.gethostname()
+        tmp = self.root / TMP_DIR
+        for path in sorted(tmp.iterdir()) if tmp.is_dir() else []:
+            parts = path.name.split(".")
+            dead = False
+            if len(parts) >= 3 and parts[-3] == host and parts[-2].isdigit():
+                dead = not _pid_alive(int(parts[-2]))
+            if dead or now - path.lstat().st_mtime > grace_s:
+                _remove(path)
+                removed.append(str(path))
+        if self.root.is_dir():
+            for entry in self.root.glob("*/*/*/*"):
+                if entry.relative_to(self.root).parts[0].startswith("."):
+                    continue
+                if entry.is_dir() and not (entry / MANIFEST).exists():
+                    if now - entry.lstat().st_mtime > min(grace_s, 60.0) or not any(
+                        entry.iterdir()
+                    ):
+                        _remove(entry)
+                        removed.append(str(entry))
+            self.reindex()
+        return removed
+
+    def reindex(self) -> int:
+        manifests = self.manifests()
+        self.index.rebuild(manifests)
+        return len(manifests)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+# --------------------------------------------------------------------------- fsspec
+
+
+class FsspecStore(Store):
+    """A registry at any fsspec URL (``file://``, ``memory://``, ``s3://``, ...)."""
+
+    def __init__(self, url: str, *, read_only: bool = False, **storage_options: Any) -> None:
+        import fsspec
+
+        self.url = url
+        self.read_only = read_only
+        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        self.root = root.rstrip("/")
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def ids(self) -> list[AdapterId]:
+        found = []
+        for path in self.fs.glob(self._path("*", "*", "*", "*", MANIFEST)):
+            parts = path.rstrip("/").split("/")[-5:-1]
+            if parts[0].startswith("."):
+                continue
+            aid = AdapterId.from_parts(*parts)
+            if aid is not None:
+                found.append(aid)
+        return found
+
+    def exists(self, aid: AdapterId) -> bool:
+        return self.fs.exists(self._path(*aid.parts, MANIFEST))
+
+    def read_manifest(self, aid: AdapterId) -> Manifest:
+        path = self._path(*aid.parts, MANIFEST)
+        try:
+            text = self.fs.cat_file(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"{aid} is not in {self.url}") from None
+        manifest = Manifest.from_json(text, where=f"{self.url}: {aid.relpath}/{MANIFEST}")
+        if manifest.id != str(aid):
+            raise IntegrityError(f"{self.url}: {aid.relpath} holds a manifest for {manifest.id}")
+        yanked = self._path(*aid.parts, YANKED)
+        if self.fs.exists(yanked):
+            manifest.yanked = True
+            with contextlib.suppress(ValueError, OSError):
+                manifest.yanked_reason = str(json.loads(self.fs.cat_file(yanked)).get("reason", ""))
+        return manifest
+
+    def fetch(self, aid: AdapterId, dest: Path) -> None:
+        manifest = self.read_manifest(aid)
+        for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else [])]:
+            path = self._path(*aid.parts, name)
+            info = self.fs.info(path)
+            if (info.get("size") or 0) > MAX_REMOTE_FILE_BYTES:
+                raise IntegrityError(f"{self.url}: {name} of {aid} is over the size cap")
+            self.fs.get_file(path, str(dest / name))
+
+    def put(self, src: Path, manifest: Manifest) -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        aid = manifest.adapter_id
+        if self.exists(aid):
+            raise _conflict(aid, self.url)
+        entry = self._path(*aid.parts)
+        self.fs.makedirs(entry, exist_ok=True)
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        try:
+            with self.fs.open(f"{entry}/{CLAIM}", "xb") as handle:
+                handle.write(json.dumps(claim).encode())
+        except FileExistsError:
+            if self.exists(aid):
+                raise _conflict(aid, self.url) from None
+            raise ConflictError(
+                f"another publisher is writing {aid} to {self.url} (or died doing so: run "
+                "`adapterhub registry gc`)"
+            ) from None
+        try:
+            for name in manifest.files:
+                self.fs.put_file(str(Path(src) / name), f"{entry}/{name}")
+            try:
+                with self.fs.open(f"{entry}/{MANIFEST}", "xb") as handle:  # the commit point
+                    handle.write(manifest.to_json().encode())
+            except FileExistsError:
+                raise _conflict(aid, self.url) from None
+        except BaseException:
+            if not self.exists(aid):
+                with contextlib.suppress(Exception):
+                    self.fs.rm(entry, recursive=True)
+            raise
+        with contextlib.suppress(Exception):
+            self.fs.rm_file(f"{entry}/{CLAIM}")
+
+    def yank(self, aid: AdapterId, reason: str = "") -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        if not self.read_manifest(aid).yanked:
+            self.fs.pipe_file(self._path(*aid.parts, YANKED), _yank_record(reason))
+
+    def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> list[str]:
+        if self.read_only:
+            raise _read_only(self.url)
+        removed = []
+        now = time.time()
+        host = socket.gethostname()
+        for claim in self.fs.glob(self._path("*", "*", "*", "*", CLAIM)):
+            entry = claim.rsplit("/", 1)[0]
+            if self.fs.exists(f"{entry}/{MANIFEST}"):
+                continue
+            try:
+                info = json.loads(self.fs.cat_file(claim))
+                age = now - float(info.get("time", 0))
+                dead = info.get("host") == host and not _pid_alive(int(info.get("pid", 0)))
+            except (ValueError, OSError, TypeError):
+                age, dead = float("inf"), True
+            if dead or age > grace_s:
+                self.fs.rm(entry, recursive=True)
+                removed.append(entry)
+        return removed
+
+
+# --------------------------------------------------------------------------- OCI
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+OCI_MEDIA_TYPE = "application/vnd.adapterhub.file.v1"
+_YANK_SUFFIX = "__yanked"
+
+
+def _docker_config_auth(host: str) -> str | None:
+    """``auths[host].auth`` from the docker config (``$DOCKER_CONFIG/config.json``)."""
+    folder = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    path = Path(folder) / "config.json"
+    try:
+        auths = json.loads(path.read_text()).get("auths", {})
+    except (OSError, ValueError):
+        return None
+    for key in (host, f"https://{host}", f"http://{host}"):
+        auth = (auths.get(key) or {}).get("auth")
+        if auth:
+            return auth
+    return None
+
+
+def oci_credentials(host: str) -> tuple[str, str] | None:
+    """``ADAPTERHUB_OCI_USERNAME``/``ADAPTERHUB_OCI_PASSWORD``, else the docker config's entry."""
+    user = os.environ.get("ADAPTERHUB_OCI_USERNAME")
+    password = os.environ.get("ADAPTERHUB_OCI_PASSWORD")
+    if user and password is not None:
+        return user, password
+    auth = _docker_config_auth(host)
+    if auth:
+        with contextlib.suppress(ValueError):
+            user, _, password = base64.b64decode(auth).decode().partition(":")
+            return user, password
+    return None
+
+
+class OCIStore(Store):
+    """Entries as OCI artifacts in one repository: ``oci://host[:port]/team/adapters``.
+
+    Each entry is a tag ``<namespace>__<task>__<lang>__<version>`` whose layers are the entry's
+    files (titled by file name). Plain http is used for loopback hosts or when
+    ``ADAPTERHUB_OCI_INSECURE=1``. Credentials: ``ADAPTERHUB_OCI_USERNAME`` and
+    ``ADAPTERHUB_OCI_PASSWORD``, else the docker config; oras is never allowed to write them.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "oci" or not parsed.netloc or not parsed.path.strip("/"):
+            raise UsageError(f"{url!r} is not an OCI store; write oci://HOST[:PORT]/REPOSITORY")
+        self.url = url
+        self.read_only = read_only
+        self.host = parsed.netloc
+        self.repository = parsed.path.strip("/")
+        hostname = parsed.hostname or ""
+        self.insecure = hostname in _LOOPBACK or os.environ.get("ADAPTERHUB_OCI_INSECURE") == "1"
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import oras.client
+
+            credentials = oci_credentials(self.host)
+            client = oras.client.OrasClient(
+                hostname=self.host,
+                insecure=self.insecure,
+                auth_backend="basic" if credentials else "token",
+            )
+            # credentials come from us only; oras must neither read nor write docker configs
+            client.auth.load_configs = lambda *args, **kwargs: None
+            if credentials:
+                client.auth.set_basic_auth(*credentials)
+            self._client = client
+        return self._client
+
+    def _target(self, tag: str) -> str:
+        return f"{self.host}/{self.repository}:{tag}"
+
+    def _call(self, what: str, func, *args, **kwargs):
+        import requests
+
+        try:
+            return func(*args, **kwargs)
+        except (RegistryError, UsageError):
+            raise
+        except requests.RequestException as exc:
+            raise RegistryError(
+                f"cannot reach {self.url} to {what} ({exc}); is it running?"
+            ) from exc
+        except Exception as exc:
+            text = str(exc)
+            lowered = text.lower()
+            if any(
+                s in lowered
+                for s in ("401", "403", "unauthorized", "denied", "authentication", "basic_auth")
+            ):
+                raise self._auth_error() from exc
+            if "404" in text or "not found" in lowered or "unknown" in lowered:
+                raise NotFoundError(f"{what}: not found in {self.url}") from exc
+            raise RegistryError(f"{self.url}: {what} failed ({text[:200]})") from exc
+
+    def _auth_error(self) -> AuthError:
+        have = oci_credentials(self.host)
+        hint = (
+            "the credentials were refused" if have else "it asks for credentials and none are set"
+        )
+        return AuthError(
+            f"{self.url}: {hint}; set ADAPTERHUB_OCI_USERNAME and ADAPTERHUB_OCI_PASSWORD "
+            f"(or `docker login {self.host}`)"
+        )
+
+    def _get(self, path: str, *, stream: bool = False):
+        scheme = "http" if self.insecure else "https"
+        response = self.client.do_request(
+            f"{scheme}://{self.host}/v2/{self.repository}/{path}",
+            "GET",
+            headers={
+                "Accept": "application/vnd.oci.image.manifest.v1+json",
+            },
+            stream=stream,
+        )
+        if response.status_code in (401, 403):
+            raise self._auth_error()
+        return response
+
+    def _tags(self) -> list[str]:
+        def tags():
+            response = self._get("tags/list")
+            if response.status_code == 404:
+                return []
+            response.raise_for_status()
+            return list(response.json().get("tags") or [])
+
+        return self._call("list tags", tags)
+
+    def versions(self, base: AdapterId) -> list[tuple[Version, bool]]:
+        tags = set(self._tags())
+        found = []
+        for tag in tags:
+            aid = AdapterId.from_oci_tag(tag)
+            if aid is not None and aid.base == base and aid.version is not None:
+                found.append((aid.version, tag + _YANK_SUFFIX in tags))
+        return found
+
+    def ids(self) -> list[AdapterId]:
+        found = []
+        for tag in self._tags():
+            aid = AdapterId.from_oci_tag(tag)
+            if aid is not None:
+                found.append(aid)
+        return found
+
+    def _manifest(self, tag: str) -> dict | None:
+        def get():
+            response = self._get(f"manifests/{tag}")
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            return response.json()
+
+        return self._call(f"read {tag}", get)
+
+    def exists(self, aid: AdapterId) -> bool:
+        return self._manifest(aid.oci_tag) is not None
+
+    def _layers(self, aid: AdapterId, tag: str | None = None) -> dict[str, dict]:
+        oci_manifest = self._manifest(tag or aid.oci_tag)
+        if oci_manifest is None:
+            raise NotFoundError(f"{aid} is not in {self.url}")
+        layers = {}
+        for layer in oci_manifest.get("layers", []):
+            title = (layer.get("annotations") or {}).get("org.opencontainers.image.title", "")
+            if title not in (*ENTRY_FILES, YANKED):
+                raise IntegrityError(f"{self.url}: {aid} carries an unexpected file {title!r}")
+            if int(layer.get("size", 0)) > MAX_REMOTE_FILE_BYTES:
+                raise IntegrityError(f"{self.url}: {title} of {aid} is over the size cap")
+            layers[title] = layer
+        return layers
+
+    def _download(self, layer: dict, dest: Path) -> None:
+        import hashlib
+
+        digest = str(layer.get("digest", ""))
+        if not digest.startswith("sha256:"):
+            raise IntegrityError(f"{self.url}: layer digest {digest!r} is not sha256")
+
+        def download():
+            response = self._get(f"blobs/{digest}", stream=True)
+            response.raise_for_status()
+            hasher = hashlib.sha256()
+            size = 0
+            with open(dest, "xb") as handle:
+                for chunk in response.iter_content(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_REMOTE_FILE_BYTES:
+                        raise IntegrityError(f"{self.url}: blob {digest} is over the size cap")
+                    hasher.update(chunk)
+                    handle.write(chunk)
+            if f"sha256:{hasher.hexdigest()}" != digest:
+                raise IntegrityError(f"{self.url}: blob {digest} does not match its digest")
+
+        self._call(f"download {digest}", download)
+
+    def read_manifest(self, aid: AdapterId) -> Manifest:
+        layers = self._layers(aid)
+        if MANIFEST not in layers:
+            raise IntegrityError(f"{self.url}: {aid} has no manifest.json layer")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / MANIFEST
+            self._download(layers[MANIFEST], path)
+            manifest = Manifest.from_json(path.read_bytes(), where=f"{self.url} {aid}")
+        if manifest.id != str(aid):
+            raise IntegrityError(
+                f"{self.url}: tag {aid.oci_tag} holds a manifest for {manifest.id}"
+            )
+        manifest.yanked = self._manifest(aid.oci_tag + _YANK_SUFFIX) is not None
+        return manifest
+
+    def manifests(self) -> list[Manifest]:
+        tags = set(self._tags())
+        found = []
+        for tag in tags:
+            aid = AdapterId.from_oci_tag(tag)
+            if aid is None:
+                continue
+            try:
+                found.append(self.read_manifest(aid))
+            except IntegrityError as exc:
+                log.warning("skipping %s in %s: %s", aid, self.url, exc)
+        return found
+
+    def fetch(self, aid: AdapterId, dest: Path) -> None:
+        layers = self._layers(aid)
+        for name, layer in layers.items():
+            self._download(layer, dest / name)
+        if self._manifest(aid.oci_tag + _YANK_SUFFIX) is not None:
+            (dest / YANKED).write_bytes(_yank_record(""))
+
+    def _push(self, tag: str, folder: Path, names: list[str], annotations: dict) -> None:
+        files = [f"{folder / name}:{OCI_MEDIA_TYPE}" for name in names]
+
+        def push():
+            response = self.client.push(
+                target=self._target(tag),
+                files=files,
+                disable_path_validation=True,
+                manifest_annotations=annotations,
+                quiet=True,
+            )
+            if response.status_code in (401, 403):
+                raise self._auth_error()
+
+        self._call(f"push {tag}", push)
+
+    def put(self, src: Path, manifest: Manifest) -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        aid = manifest.adapter_id
+        if self.exists(aid):
+            raise _conflict(aid, self.url)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            for name in manifest.files:
+                shutil.copyfile(Path(src) / name, folder / name)
+            (folder / MANIFEST).write_text(manifest.to_json())
+            # OCI tags can be overwritten: this check-then-push keeps honest publishers from
+            # clobbering a version, but unlike the file stores it is not race-free.
+            self._push(
+                aid.oci_tag,
+                folder,
+                [*manifest.files, MANIFEST],
+                {"org.opencontainers.image.title": str(aid), "io.adapterhub.id": str(aid)},
+            )
+
+    def yank(self, aid: AdapterId, reason: str = "") -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        if not self.exists(aid):
+            raise NotFoundError(f"{aid} is not in {self.url}")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / YANKED).write_bytes(_yank_record(reason))
+            self._push(
+                aid.oci_tag + _YANK_SUFFIX, Path(tmp), [YANKED], {"io.adapterhub.id": str(aid)}
+            )
+
+
+# --------------------------------------------------------------------------- factory
+
+
+def open_store(location: str | Path | Store | None = None, *, read_only: bool = False) -> Store:
+    """A store from a path, a URL (``oci://``, ``file://``, ``memory://``, ``s3://``, ...) or
+    ``None`` for the local registry (``settings.registry_dir()``)."""
+    if isinstance(location, Store):
+        return location
+    if location is None:
+        from adapterhub import settings
+
+        return LocalStore(settings.registry_dir(), read_only=read_only)
+    text = str(location)
+    if text.startswith("oci://"):
+        return OCIStore(text, read_only=read_only)
+    if "://" in text:
+        return FsspecStore(text, read_only=read_only)
+    return LocalStore(Path(text), read_only=read_only)

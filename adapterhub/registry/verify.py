@@ -1,0 +1,489 @@
+"""Trust checks: what an adapter folder must pass before anything uses its weights.
+
+Only safetensors is read, never pickle. A safetensors header is validated by hand before the
+library parses it (so a lying header gets a clear refusal rather than a crash deep inside), every
+tensor must be finite, shapes must fit the backbone, sha256 must match the manifest, and the
+manifest's backbone fingerprint must be the loading backbone's.
+
+:func:`verify_adapter_dir` is the one entry point the runtime and training call; it returns the
+tensors it checked so that what is used is exactly what was verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapterhub.errors import BackboneMismatchError, IntegrityError
+from adapterhub.registry.manifest import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    CARD,
+    HEAD,
+    MANIFEST,
+    YANKED,
+    Manifest,
+)
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+"""Files in these formats can run code when loaded; they are refused without being opened."""
+MAX_WEIGHTS_BYTES = 1 << 30
+MAX_HEADER_BYTES = 8 << 20
+MAX_CONFIG_BYTES = 1 << 20
+
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
+_PEFT_PREFIX = "base_model.model."
+_LAYER_KEY = re.compile(r"^layers\.(\d+)\.(down|up)\.(weight|bias)$")
+
+
+def sha256_file(path: str | Path) -> tuple[str, int]:
+    """(hex digest, size in bytes) of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def refuse_pickles(folder: str | Path) -> None:
+    """Refuse a folder holding pickle-format weights, without opening them."""
+    folder = Path(folder)
+    for path in sorted(folder.iterdir()):
+        if path.name.lower().endswith(PICKLE_SUFFIXES):
+            raise IntegrityError(
+                f"{path} is a pickle-format file ({path.suffix}); adapterhub only loads "
+                "safetensors. Convert it with safetensors (save_pretrained(..., "
+                "safe_serialization=True)) and remove the pickle"
+            )
+
+
+def _regular_file(path: Path, what: str) -> Path:
+    if path.is_symlink():
+        raise IntegrityError(f"{path} is a symbolic link; {what} must be a regular file")
+    if not path.is_file():
+        raise IntegrityError(f"{path} is missing or not a regular file ({what})")
+    return path
+
+
+def read_safetensors_header(path: str | Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """Validate a safetensors file's framing and header without loading tensors.
+
+    Returns ``(tensors, metadata)`` where tensors maps a name to ``{dtype, shape, data_offsets}``.
+    Refuses: a file too short for its header, a header length beyond the file, a header that is
+    not a JSON object, unknown dtypes, negative or inconsistent shapes, offsets that overlap,
+    leave gaps, or point past the end of the file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise IntegrityError(f"{path} is {size} bytes, over the {MAX_WEIGHTS_BYTES} byte cap")
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise IntegrityError(f"{path} is truncated: no safetensors header")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len > size - 8 or header_len > MAX_HEADER_BYTES:
+            raise IntegrityError(
+                f"{path} claims a {header_len} byte header in a {size} byte file; "
+                "the file is truncated or not safetensors"
+            )
+        raw = handle.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityError(
+            f"{path} has a header that is not JSON; not a safetensors file"
+        ) from exc
+    if not isinstance(header, dict):
+        raise IntegrityError(f"{path} has a header that is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise IntegrityError(f"{path} has malformed __metadata__ (must map strings to strings)")
+    data_len = size - 8 - header_len
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise IntegrityError(f"{path}: tensor {name!r} has a malformed header entry")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _DTYPE_BYTES:
+            raise IntegrityError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise IntegrityError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_len
+        ):
+            raise IntegrityError(
+                f"{path}: tensor {name!r} has data offsets {offsets!r} outside the "
+                f"{data_len} byte data section (the header lies or the file is truncated)"
+            )
+        numel = 1
+        for d in shape:
+            numel *= d
+        if numel * _DTYPE_BYTES[dtype] != offsets[1] - offsets[0]:
+            raise IntegrityError(
+                f"{path}: tensor {name!r} of shape {shape} {dtype} needs "
+                f"{numel * _DTYPE_BYTES[dtype]} bytes but its offsets span "
+                f"{offsets[1] - offsets[0]}; the header lies"
+            )
+        spans.append((offsets[0], offsets[1], name))
+    position = 0
+    for start, end, name in sorted(spans):
+        if start != position:
+            raise IntegrityError(
+                f"{path}: tensor {name!r} starts at {start}, expected {position}; "
+                "tensors overlap or leave gaps (the header lies)"
+            )
+        position = end
+    if position != data_len:
+        raise IntegrityError(
+            f"{path}: the header accounts for {position} data bytes but the file has {data_len}"
+        )
+    return header, metadata
+
+
+def load_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Load a validated safetensors file; refuses non-finite floating-point values."""
+    import torch
+    from safetensors.torch import load as load_bytes
+
+    path = _regular_file(Path(path), "a weights file")
+    header, metadata = read_safetensors_header(path)
+    try:
+        tensors = load_bytes(path.read_bytes())
+    except Exception as exc:  # the library's own checks, after ours
+        raise IntegrityError(f"{path} is not a valid safetensors file ({exc})") from exc
+    if set(tensors) != set(header):
+        raise IntegrityError(f"{path}: tensors do not match the header")
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise IntegrityError(
+                f"{path}: tensor {name!r} contains NaN or Inf values; the adapter is broken "
+                "(retrain it, e.g. with a lower learning rate)"
+            )
+    return tensors, metadata
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    path = _regular_file(path, what)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise IntegrityError(f"{path} is too large for {what}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise IntegrityError(f"{path} is not a JSON object")
+    return data
+
+
+def adapter_method(config: dict[str, Any], where: str = ADAPTER_CONFIG) -> str:
+    """``lora``, ``ia3`` or ``bottleneck`` from an adapter_config.json."""
+    if config.get("adapter_method") == "bottleneck":
+        return "bottleneck"
+    peft_type = str(config.get("peft_type", "")).upper()
+    if peft_type in ("LORA", "IA3"):
+        return peft_type.lower()
+    raise IntegrityError(
+        f"{where}: unsupported adapter type (peft_type={config.get('peft_type')!r}, "
+        f"adapter_method={config.get('adapter_method')!r}); supported: LoRA, IA3, bottleneck"
+    )
+
+
+@dataclass
+class VerifiedAdapter:
+    """An adapter folder that passed every check, with the tensors that were checked."""
+
+    path: Path
+    method: str
+    config: dict[str, Any]
+    weights: dict[str, Any]
+    head: dict[str, Any] | None = None
+    labels: list[str] = field(default_factory=list)
+    task_type: str | None = None
+    manifest: Manifest | None = None
+
+
+def check_files_against_manifest(folder: Path, manifest: Manifest) -> None:
+    """Every listed file present with its size and sha256; nothing unlisted."""
+    allowed = set(manifest.files) | {MANIFEST, YANKED}
+    for path in folder.iterdir():
+        if path.name.startswith(".") and path.is_dir():
+            continue
+        if path.name not in allowed:
+            raise IntegrityError(
+                f"{folder} holds {path.name!r}, which its manifest does not list; "
+                "the entry was tampered with (pull it again)"
+            )
+    for name, info in manifest.files.items():
+        path = _regular_file(folder / name, f"{name} of {manifest.id}")
+        digest, size = sha256_file(path)
+        if size != info.bytes or digest != info.sha256:
+            raise IntegrityError(
+                f"{path}: sha256 {digest[:12]}… ({size} bytes) does not match the manifest's "
+                f"{info.sha256[:12]}… ({info.bytes} bytes); the file is corrupt or was "
+                f"tampered with (pull {manifest.id} again)"
+            )
+
+
+def check_backbone_fingerprint(manifest: Manifest, backbone: Any) -> None:
+    theirs = getattr(backbone, "fingerprint", None)
+    if theirs and theirs != manifest.backbone.fingerprint:
+        raise BackboneMismatchError(
+            f"{manifest.id} was trained on backbone {manifest.backbone.name!r} "
+            f"({manifest.backbone.fingerprint}) but the loading backbone is "
+            f"{getattr(backbone, 'name', '?')!r} ({theirs}); load it on "
+            f"{manifest.backbone.name!r} or retrain it on this backbone"
+        )
+
+
+def check_head(
+    head: dict[str, Any], metadata: dict[str, str], where: Path, hidden: int | None
+) -> tuple[list[str], str]:
+    if set(head) != {"weight", "bias"}:
+        raise IntegrityError(
+            f"{where}: a head holds exactly 'weight' and 'bias', got {sorted(head)}"
+        )
+    weight, bias = head["weight"], head["bias"]
+    if weight.dim() != 2 or bias.dim() != 1 or bias.shape[0] != weight.shape[0]:
+        raise IntegrityError(
+            f"{where}: head weight {tuple(weight.shape)} and bias {tuple(bias.shape)} "
+            "must be [num_labels, hidden] and [num_labels]"
+        )
+    if hidden is not None and weight.shape[1] != hidden:
+        raise IntegrityError(
+            f"{where}: head expects hidden size {weight.shape[1]} but the backbone has {hidden}"
+        )
+    try:
+        labels = json.loads(metadata.get("labels", "null"))
+    except ValueError as exc:
+        raise IntegrityError(f"{where}: metadata 'labels' is not JSON") from exc
+    if labels is None:
+        labels = [f"LABEL_{i}" for i in range(weight.shape[0])]
+    if (
+        not isinstance(labels, list)
+        or len(labels) != weight.shape[0]
+        or not all(isinstance(x, str) for x in labels)
+    ):
+        raise IntegrityError(
+            f"{where}: metadata 'labels' must list {weight.shape[0]} label names in index order"
+        )
+    task_type = metadata.get("task_type", "sequence")
+    if task_type not in ("sequence", "token"):
+        raise IntegrityError(f"{where}: metadata task_type {task_type!r} is not sequence or token")
+    return labels, task_type
+
+
+def _module(model: Any, key_module: str, where: Path, key: str) -> Any:
+    try:
+        return model.get_submodule(key_module)
+    except AttributeError:
+        raise IntegrityError(
+            f"{where}: tensor {key!r} targets module {key_module!r}, which the backbone does "
+            "not have (wrong backbone or a foreign adapter)"
+        ) from None
+
+
+def _features(module: Any) -> tuple[int, int]:
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        return int(module.in_features), int(module.out_features)
+    if hasattr(module, "num_embeddings"):
+        return int(module.num_embeddings), int(module.embedding_dim)
+    weight = getattr(module, "weight", None)
+    if weight is not None and weight.dim() == 2:
+        return int(weight.shape[1]), int(weight.shape[0])
+    raise IntegrityError(f"module {module.__class__.__name__} cannot carry an adapter")
+
+
+def check_peft_weights(
+    method: str, config: dict[str, Any], weights: dict[str, Any], where: Path, model: Any = None
+) -> None:
+    """LoRA/IA3 tensors: PEFT key names, consistent ranks, and shapes that fit ``model``."""
+    lora_a: dict[str, Any] = {}
+    lora_b: dict[str, Any] = {}
+    for key, tensor in weights.items():
+        if not key.startswith(_PEFT_PREFIX):
+            raise IntegrityError(f"{where}: tensor {key!r} is not a PEFT adapter key")
+        rest = key[len(_PEFT_PREFIX) :]
+        if method == "lora" and rest.endswith((".lora_A.weight", ".lora_embedding_A")):
+            lora_a[rest.rsplit(".lora_", 1)[0]] = (key, tensor)
+        elif method == "lora" and rest.endswith((".lora_B.weight", ".lora_embedding_B")):
+            lora_b[rest.rsplit(".lora_", 1)[0]] = (key, tensor)
+        elif method == "lora" and rest.endswith(".lora_magnitude_vector"):
+            if model is not None:
+                _, out = _features(_module(model, rest.rsplit(".", 1)[0], where, key))
+                if tensor.numel() != out:
+                    raise IntegrityError(f"{where}: {key!r} has {tensor.numel()} values, not {out}")
+        elif method == "ia3" and rest.endswith(".ia3_l"):
+            if model is not None:
+                inp, out = _features(_module(model, rest[: -len(".ia3_l")], where, key))
+                if tuple(tensor.shape) not in ((out, 1), (1, inp)):
+                    raise IntegrityError(
+                        f"{where}: {key!r} has shape {tuple(tensor.shape)}; the module is "
+                        f"{inp}->{out} so it must be ({out}, 1) or (1, {inp})"
+                    )
+        elif model is not None:
+            # bias or modules_to_save weights: must match the backbone parameter they replace
+            try:
+                param = model.get_parameter(rest)
+            except AttributeError:
+                raise IntegrityError(
+                    f"{where}: tensor {key!r} matches no adapter key and no backbone parameter"
+                ) from None
+            if tuple(param.shape) != tuple(tensor.shape):
+                raise IntegrityError(
+                    f"{where}: {key!r} has shape {tuple(tensor.shape)}, the backbone's "
+                    f"{tuple(param.shape)}"
+                )
+    if set(lora_a) != set(lora_b):
+        missing = sorted(set(lora_a) ^ set(lora_b))
+        raise IntegrityError(f"{where}: LoRA A/B pairs incomplete for {missing[:3]}")
+    if method == "lora" and not lora_a:
+        raise IntegrityError(f"{where}: no LoRA weights found")
+    for name, (key_a, a) in lora_a.items():
+        key_b, b = lora_b[name]
+        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
+            raise IntegrityError(
+                f"{where}: {key_a!r} {tuple(a.shape)} and {key_b!r} {tuple(b.shape)} "
+                "are not a rank-r pair"
+            )
+        if model is not None:
+            inp, out = _features(_module(model, name, where, key_a))
+            embedding = key_a.endswith("lora_embedding_A")
+            expect_a = inp if not embedding else inp
+            if a.shape[1] != expect_a or b.shape[0] != out:
+                raise IntegrityError(
+                    f"{where}: LoRA on {name!r} has A {tuple(a.shape)} and B {tuple(b.shape)} but "
+                    f"the backbone module is {inp}->{out} (trained on another backbone?)"
+                )
+
+
+def check_bottleneck_weights(
+    config: dict[str, Any], weights: dict[str, Any], where: Path, hidden: int | None, layers: int
+) -> None:
+    size = config.get("bottleneck_size")
+    for key, tensor in weights.items():
+        match = _LAYER_KEY.match(key)
+        if not match:
+            raise IntegrityError(f"{where}: {key!r} is not a bottleneck adapter key")
+        index, part, kind = int(match[1]), match[2], match[3]
+        if layers and index >= layers:
+            raise IntegrityError(f"{where}: {key!r} names layer {index}; the backbone has {layers}")
+        h = hidden or int(config.get("hidden_size", 0)) or None
+        expected = {
+            ("down", "weight"): (size, h),
+            ("down", "bias"): (size,),
+            ("up", "weight"): (h, size),
+            ("up", "bias"): (h,),
+        }[(part, kind)]
+        actual = tuple(tensor.shape)
+        if len(actual) != len(expected) or any(
+            e is not None and e != a for e, a in zip(expected, actual)
+        ):
+            raise IntegrityError(
+                f"{where}: {key!r} has shape {actual}, expected {expected} "
+                "(hidden size or bottleneck size differ)"
+            )
+
+
+def verify_adapter_dir(
+    path: str | Path,
+    backbone: Any = None,
+    *,
+    require_manifest: bool = False,
+) -> VerifiedAdapter:
+    """Check an adapter folder (a registry entry or a training output) and load its tensors.
+
+    ``backbone`` is an :class:`adapterhub.backbone.Backbone` (or anything with ``fingerprint``,
+    ``name`` and optionally ``model`` / ``hidden_size``); with it, the manifest's fingerprint must
+    match and every tensor's shape must fit the backbone's modules. When the folder has a
+    ``manifest.json`` every file's sha256 and size are checked against it.
+
+    Raises :class:`IntegrityError` (or :class:`BackboneMismatchError`) naming the first problem.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise IntegrityError(f"{folder} is not an adapter folder")
+    refuse_pickles(folder)
+    manifest = None
+    if (folder / MANIFEST).exists() or require_manifest:
+        manifest = Manifest.from_json(
+            _regular_file(folder / MANIFEST, "the manifest").read_bytes(),
+            where=str(folder / MANIFEST),
+        )
+        yanked = folder / YANKED
+        if yanked.is_file():
+            manifest.yanked = True
+        check_files_against_manifest(folder, manifest)
+        if backbone is not None:
+            check_backbone_fingerprint(manifest, backbone)
+    config = read_json_file(folder / ADAPTER_CONFIG, "the adapter config")
+    method = adapter_method(config, str(folder / ADAPTER_CONFIG))
+    if manifest is not None and manifest.method != method:
+        raise IntegrityError(f"{folder}: manifest says {manifest.method}, the config {method}")
+    weights, _ = load_safetensors(folder / ADAPTER_WEIGHTS)
+    hidden = getattr(backbone, "hidden_size", None) if backbone is not None else None
+    model = getattr(backbone, "model", None) if backbone is not None else None
+    if method == "bottleneck":
+        layers = 0
+        if backbone is not None:
+            layers = int(getattr(getattr(backbone, "config", None), "num_hidden_layers", 0) or 0)
+        if hidden is not None and int(config.get("hidden_size", hidden)) != hidden:
+            raise IntegrityError(
+                f"{folder}: bottleneck built for hidden size {config.get('hidden_size')}, "
+                f"the backbone has {hidden}"
+            )
+        check_bottleneck_weights(config, weights, folder, hidden, layers)
+    else:
+        check_peft_weights(method, config, weights, folder, model)
+    head = None
+    labels: list[str] = []
+    task_type = None
+    if (folder / HEAD).exists() or (manifest is not None and HEAD in manifest.files):
+        head, metadata = load_safetensors(folder / HEAD)
+        labels, task_type = check_head(head, metadata, folder / HEAD, hidden)
+        if manifest is not None and manifest.labels and manifest.labels != labels:
+            raise IntegrityError(f"{folder}: head labels {labels} differ from the manifest's")
+    return VerifiedAdapter(folder, method, config, weights, head, labels, task_type, manifest)
+
+
+__all__ = [
+    "CARD",
+    "PICKLE_SUFFIXES",
+    "VerifiedAdapter",
+    "load_safetensors",
+    "read_safetensors_header",
+    "refuse_pickles",
+    "sha256_file",
+    "verify_adapter_dir",
+]
