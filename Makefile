@@ -22,8 +22,8 @@ demo: venv-main
 	bash scripts/main_job.sh
 
 lint: venv-dev
-	$(BIN)/ruff check adapterhub tests benchmarks
-	$(BIN)/ruff format --check adapterhub tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # pytest exits 5 when it collects no test: make treats that as the failure it is.
 test: lint
