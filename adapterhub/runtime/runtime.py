@@ -1,0 +1,541 @@
+"""The runtime: one frozen backbone, a pool of resident adapters, one forward per mixed batch.
+
+    runtime = Runtime(load_backbone(), registry=None, max_resident=1000)
+    runtime.predict("sentiment/de", ["Das Buch ist gut"])        # loads on a miss, LRU-evicts
+    runtime.predict(["lang/de", "sentiment/en"], ["..."])         # a stack: language, then task
+
+Loading = resolve the id in the registry, verify the folder (sha256, shapes, backbone
+fingerprint; :func:`adapterhub.registry.verify.verify_adapter_dir`), then copy its tensors into
+free slots of the banks (:mod:`adapterhub.runtime.batched`). No module surgery and no lock
+held across a forward: a request *pins* its adapters (:meth:`Runtime.acquire`), eviction only
+takes unpinned ones, and a slot is reused only once it is free, so a load or an eviction never
+disturbs a batch in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from adapterhub.errors import IntegrityError, ServingError, UsageError
+from adapterhub.runtime import adapters as adapter_parts
+from adapterhub.runtime.batched import Bank, Entry, build_plan, install_hooks, plan_scope
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "query: "
+"""e5's input convention for sequence inputs (the backbone's default, as ``embed`` uses)."""
+
+
+@dataclass
+class Resident:
+    """An adapter held in the banks."""
+
+    id: str
+    path: Path
+    method: str
+    kind: str
+    labels: list[str]
+    task_type: str | None
+    head: tuple[torch.Tensor, torch.Tensor] | None
+    entries: list[Entry]
+    tensor_bytes: int
+    """Bytes of the adapter's tensors as loaded (fp32) plus its head."""
+    slot_bytes: int
+    """Bytes the adapter occupies in the banks plus its head."""
+    backbone: str = ""
+    parents: list[str] = field(default_factory=list)
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+    pins: int = 0
+    requests: int = 0
+    retired: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "method": self.method,
+            "kind": self.kind,
+            "task_type": self.task_type,
+            "labels": self.labels,
+            "bytes": self.slot_bytes,
+            "requests": self.requests,
+            "loaded_at": self.loaded_at,
+            "load_ms": round(self.load_seconds * 1000, 3),
+        }
+
+
+@dataclass
+class Lease:
+    """Pinned residents for one request: a single adapter, a [language, task] stack, or none."""
+
+    adapters: tuple[Resident, ...]
+    runtime: Runtime
+    released: bool = False
+
+    @property
+    def ids(self) -> list[str]:
+        return [a.id for a in self.adapters]
+
+    @property
+    def head_owner(self) -> Resident | None:
+        for adapter in reversed(self.adapters):
+            if adapter.head is not None:
+                return adapter
+        return None
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.runtime._unpin(self.adapters)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+@dataclass
+class Row:
+    """One input of a batch: its lease, its token ids, and (token tasks) each token's word."""
+
+    lease: Lease
+    input_ids: list[int]
+    word_ids: list[int | None] | None = None
+    words: list[str] | None = None
+    mode: str = "classify"  # classify | embed
+
+
+@dataclass
+class RowOutput:
+    logits: torch.Tensor | None = None  # [labels] or [words, labels]
+    embedding: torch.Tensor | None = None  # [hidden], mean-pooled, not normalised
+
+
+class Runtime:
+    """A backbone plus a pool of hot-swappable adapters, served in mixed batches."""
+
+    def __init__(
+        self,
+        backbone: Any,
+        *,
+        registry: Any = None,
+        max_resident: int | None = None,
+        memory_budget_mb: float | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        max_length: int | None = None,
+        bank_chunk: int = 32,
+    ) -> None:
+        if max_resident is not None and max_resident < 1:
+            raise UsageError("--max-resident must be at least 1")
+        if memory_budget_mb is not None and memory_budget_mb <= 0:
+            raise UsageError("--memory-budget must be a positive number of MB")
+        self.backbone = backbone
+        self.model = backbone.model
+        self.tokenizer = backbone.tokenizer
+        self.device = next(self.model.parameters()).device
+        self.registry = registry
+        self.max_resident = max_resident
+        self.memory_budget = int(memory_budget_mb * 2**20) if memory_budget_mb else None
+        self.prefix = prefix
+        model_max = int(getattr(backbone, "config", {}).get("max_position_embeddings", 512))
+        self.max_length = min(max_length or 512, model_max)
+        self.bank_chunk = (
+            max(1, min(bank_chunk, max_resident)) if max_resident else max(1, bank_chunk)
+        )
+        self.modules = install_hooks(self.model)  # once, for the life of the runtime
+        self.banks: dict[tuple, Bank] = {}
+        self.residents: OrderedDict[str, Resident] = OrderedDict()  # LRU order: oldest first
+        self._lock = threading.RLock()  # bookkeeping only; never held across a forward
+        self._load_lock = threading.Lock()  # one loader at a time mutates the banks
+        self._aliases: dict[str, tuple[str, float]] = {}
+        self.counters = {"loads": 0, "evictions": 0, "load_failures": 0}
+        self.listeners: list[Any] = []  # callables(event, adapter_id, seconds) for metrics
+
+    # ------------------------------------------------------------------ registry
+
+    def resolve(self, adapter: str) -> str:
+        """The exact id an adapter reference means (``sentiment/de`` -> the newest version)."""
+        from adapterhub.registry import find
+
+        return str(find(adapter, store=self.registry))
+
+    def available(self) -> list[str]:
+        """Every adapter id the registry holds (yanked ones included; resolving skips them)."""
+        try:
+            from adapterhub.registry import search
+
+            return sorted(m.id for m in search(store=self.registry) if not m.yanked)
+        except Exception as exc:  # a remote store may be down; resident adapters still serve
+            log.warning("cannot list the registry %s: %s", self.registry, exc)
+            return []
+
+    def _exact(self, adapter: str) -> str | None:
+        """The resident id a name refers to, without touching the registry when possible."""
+        if adapter in self.residents:
+            return adapter
+        alias = self._aliases.get(adapter)
+        if alias and time.monotonic() - alias[1] < 30 and alias[0] in self.residents:
+            return alias[0]
+        return None
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, adapter: str) -> Resident:
+        """Make a registry adapter resident (no-op when it is); returns it."""
+        with self._lock:
+            exact = self._exact(adapter)
+            if exact is not None:
+                resident = self.residents[exact]
+                self.residents.move_to_end(exact)
+                return resident
+        exact = self.resolve(adapter)
+        self._aliases[adapter] = (exact, time.monotonic())
+        with self._lock:
+            if exact in self.residents:
+                self.residents.move_to_end(exact)
+                return self.residents[exact]
+
+        def read():
+            from adapterhub.registry import open_adapter
+
+            return open_adapter(exact, self.backbone, store=self.registry)
+
+        return self._place(exact, read)
+
+    def load_path(self, folder: str | Path, *, name: str | None = None) -> Resident:
+        """Make the adapter folder ``folder`` (a training output, or any FORMAT.md folder)
+        resident under ``name`` (default: the folder's path)."""
+        from adapterhub.registry.verify import verify_adapter_dir
+
+        name = name or str(Path(folder).resolve())
+        with self._lock:
+            if name in self.residents:
+                self.residents.move_to_end(name)
+                return self.residents[name]
+        return self._place(name, lambda: verify_adapter_dir(folder, self.backbone))
+
+    def _place(self, name: str, read: Any) -> Resident:
+        """Verify (``read()``) and copy an adapter's tensors into free bank slots."""
+        started = time.perf_counter()
+        try:
+            verified = read()
+            parts = self._parts(verified)
+        except Exception:
+            self.counters["load_failures"] += 1
+            raise
+        with self._load_lock:
+            with self._lock:
+                if name in self.residents:
+                    return self.residents[name]
+            head = None
+            head_bytes = 0
+            if verified.head is not None:
+                head = (
+                    verified.head["weight"].float().to(self.device),
+                    verified.head["bias"].float().to(self.device),
+                )
+                head_bytes = sum(t.numel() * t.element_size() for t in head)
+            slot_bytes = head_bytes
+            planned = []
+            for part in parts.parts:
+                bank = self._bank(part)
+                planned.append((part, bank))
+                slot_bytes += bank.slot_bytes
+            manifest = verified.manifest
+            resident = Resident(
+                id=name,
+                path=Path(verified.path),
+                method=verified.method,
+                kind=manifest.kind if manifest else "task",
+                labels=list(verified.labels),
+                task_type=verified.task_type,
+                head=head,
+                entries=[],
+                tensor_bytes=parts.nbytes + head_bytes,
+                slot_bytes=slot_bytes,
+                backbone=manifest.backbone.fingerprint if manifest else "",
+                parents=list(manifest.parents) if manifest else [],
+            )
+            self._make_room(slot_bytes)
+            with self._lock:
+                slots = [bank.allocate() for _, bank in planned]
+            for (part, bank), slot in zip(planned, slots):
+                bank.write(slot, part.tensors)
+                resident.entries.append(
+                    Entry(self.modules[part.module], part.kind, bank, slot, part.activation)
+                )
+            resident.load_seconds = time.perf_counter() - started
+            with self._lock:
+                self.residents[name] = resident
+                self.counters["loads"] += 1
+        self._emit("load", name, resident.load_seconds)
+        log.info("loaded %s in %.1f ms", name, resident.load_seconds * 1000)
+        return resident
+
+    def _parts(self, verified: Any) -> adapter_parts.Parts:
+        where = str(verified.path)
+        if verified.method == "lora":
+            parts = adapter_parts.lora_parts(verified.config, verified.weights, where)
+        elif verified.method == "ia3":
+            parts = adapter_parts.ia3_parts(verified.config, verified.weights, where)
+        elif verified.method == "bottleneck":
+            template = self._bottleneck_template()
+            parts = adapter_parts.bottleneck_parts(verified.config, verified.weights, template)
+        else:
+            raise IntegrityError(f"{where}: method {verified.method} cannot be served")
+        for part in parts.parts:
+            if part.module not in self.modules:
+                raise IntegrityError(
+                    f"{where}: the adapter targets {part.module!r}, which is not a Linear of "
+                    "this backbone (trained on another backbone?)"
+                )
+        return parts
+
+    def _bottleneck_template(self) -> str:
+        for name in self.modules:
+            if name.endswith(".output.dense") and ".attention." not in name:
+                prefix = name.split(".layer.")[0]
+                return prefix + ".layer.{}.output.dense"
+        raise ServingError("this backbone has no BERT-style layers for bottleneck adapters")
+
+    def _bank(self, part: adapter_parts.Part) -> Bank:
+        key = part.bank_key
+        bank = self.banks.get(key)
+        if bank is None:
+            shapes = {name: tuple(t.shape) for name, t in part.tensors.items()}
+            bank = Bank(shapes, device=self.device, dtype=torch.float32, chunk=self.bank_chunk)
+            self.banks[key] = bank
+        return bank
+
+    def _over(self, extra_bytes: int, extra_count: int) -> bool:
+        live = [r for r in self.residents.values() if not r.retired]
+        if self.max_resident is not None and len(live) + extra_count > self.max_resident:
+            return True
+        if self.memory_budget is not None:
+            used = sum(r.slot_bytes for r in live)
+            if used + extra_bytes > self.memory_budget and live:
+                return True
+        return False
+
+    def _make_room(self, incoming_bytes: int) -> list[str]:
+        """Evict least-recently-used unpinned adapters until one more fits."""
+        if self.memory_budget is not None and incoming_bytes > self.memory_budget:
+            raise ServingError(
+                f"the adapter needs {incoming_bytes / 2**20:.1f} MB, more than the whole memory "
+                f"budget ({self.memory_budget / 2**20:.1f} MB); raise --memory-budget"
+            )
+        evicted = []
+        with self._lock:
+            while self._over(incoming_bytes, 1):
+                victim = next(
+                    (r for r in self.residents.values() if r.pins == 0 and not r.retired), None
+                )
+                if victim is None:
+                    log.warning("every resident adapter is in use; going over the limit for now")
+                    break
+                self._free(victim)
+                self.counters["evictions"] += 1
+                evicted.append(victim.id)
+        for gone in evicted:
+            self._emit("eviction", gone, 0.0)
+        return evicted
+
+    def _free(self, resident: Resident) -> None:
+        # caller holds self._lock; the resident has no pins
+        self.residents.pop(resident.id, None)
+        for entry in resident.entries:
+            entry.bank.release(entry.slot)
+        resident.entries = []
+        resident.retired = True
+
+    def unload(self, adapter: str) -> bool:
+        """Remove an adapter from the pool; in-flight requests using it finish first."""
+        with self._lock:
+            exact = self._exact(adapter) or adapter
+            resident = self.residents.get(exact)
+            if resident is None:
+                return False
+            if resident.pins:
+                resident.retired = True  # freed by the last request holding it
+                self.residents.pop(exact, None)
+            else:
+                self._free(resident)
+        self._emit("unload", exact, 0.0)
+        return True
+
+    # ------------------------------------------------------------------ leases
+
+    def acquire(self, spec: str | Sequence[str] | None) -> Lease:
+        """Pin the adapters a request needs (loading them on a miss)."""
+        if spec is None:
+            names: list[str] = []
+        elif isinstance(spec, str):
+            names = [spec]
+        else:
+            names = list(spec)
+        if len(names) > 2:
+            raise UsageError("a stack has at most two adapters: [language, task]")
+        for _attempt in range(5):
+            residents = [self.load(name) for name in names]
+            with self._lock:
+                if all(not r.retired for r in residents):
+                    for r in residents:
+                        r.pins += 1
+                        r.requests += 1
+                        if r.id in self.residents:
+                            self.residents.move_to_end(r.id)
+                    return Lease(tuple(residents), self)
+        raise ServingError(
+            "the adapter pool is thrashing (adapters evicted before use); raise --max-resident"
+        )
+
+    def _unpin(self, residents: Sequence[Resident]) -> None:
+        with self._lock:
+            for r in residents:
+                r.pins -= 1
+                if r.pins == 0 and r.retired and r.entries:
+                    self._free(r)
+            if self._over(0, 0):
+                self._make_room(0)
+
+    # ------------------------------------------------------------------ tokenising
+
+    def prefix_for(self, lease: Lease) -> str:
+        owner = lease.head_owner
+        if owner is not None and owner.task_type == "token":
+            return ""
+        return self.prefix
+
+    def encode(self, text: str, lease: Lease, mode: str = "classify") -> Row:
+        owner = lease.head_owner
+        if mode == "classify" and owner is not None and owner.task_type == "token":
+            words = text.split()
+            encoding = self.tokenizer(
+                words, is_split_into_words=True, truncation=True, max_length=self.max_length
+            )
+            return Row(lease, encoding["input_ids"], encoding.word_ids(), words, mode)
+        prefix = self.prefix if mode == "classify" else ""
+        encoding = self.tokenizer(prefix + text, truncation=True, max_length=self.max_length)
+        return Row(lease, encoding["input_ids"], mode=mode)
+
+    # ------------------------------------------------------------------ the forward
+
+    def forward(self, rows: Sequence[Row]) -> list[RowOutput]:
+        """ONE backbone forward for rows that may each use different adapters or none."""
+        if not rows:
+            return []
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        length = max(len(r.input_ids) for r in rows)
+        ids = torch.full((len(rows), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row.input_ids)] = torch.tensor(row.input_ids)
+            mask[i, : len(row.input_ids)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        plan = build_plan([[a.entries for a in r.lease.adapters] for r in rows], self.device)
+        with torch.inference_mode(), plan_scope(plan):
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        hidden = hidden.float()
+        pooled = self.backbone.mean_pool(hidden, mask)
+        outputs = [RowOutput() for _ in rows]
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            if row.mode == "embed":
+                outputs[i].embedding = pooled[i]
+                continue
+            owner = row.lease.head_owner
+            if owner is None:
+                raise UsageError(
+                    f"{', '.join(row.lease.ids) or 'the backbone'} has no task head to predict "
+                    "with; use /embed for embeddings"
+                )
+            groups.setdefault(owner.id, []).append(i)
+        for indices in groups.values():
+            owner = rows[indices[0]].lease.head_owner
+            weight, bias = owner.head
+            if owner.task_type == "token":
+                with torch.inference_mode():
+                    logits = hidden[indices] @ weight.T + bias  # [n, T, labels]
+                for j, i in enumerate(indices):
+                    first = _first_subtokens(rows[i].word_ids)
+                    outputs[i].logits = logits[j, first].cpu()
+            else:
+                with torch.inference_mode():
+                    logits = pooled[indices] @ weight.T + bias
+                for j, i in enumerate(indices):
+                    outputs[i].logits = logits[j].cpu()
+        for output in outputs:
+            if output.embedding is not None:
+                output.embedding = output.embedding.cpu()
+        return outputs
+
+    # ------------------------------------------------------------------ conveniences
+
+    def predict(self, spec: str | Sequence[str], texts: Sequence[str]) -> list[dict[str, Any]]:
+        """Labels and scores for ``texts`` with one adapter or a [language, task] stack."""
+        with self.acquire(spec) as lease:
+            rows = [self.encode(t, lease) for t in texts]
+            return [
+                format_prediction(lease, row, out) for row, out in zip(rows, self.forward(rows))
+            ]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            residents = list(self.residents.values())
+        return {
+            "resident": len(residents),
+            "resident_bytes": sum(r.slot_bytes for r in residents),
+            "tensor_bytes": sum(r.tensor_bytes for r in residents),
+            "bank_bytes": sum(b.nbytes for b in self.banks.values()),
+            "max_resident": self.max_resident,
+            "memory_budget_bytes": self.memory_budget,
+            **self.counters,
+        }
+
+    def _emit(self, event: str, adapter: str, seconds: float) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, adapter, seconds)
+            except Exception:  # metrics must never break serving
+                log.exception("metrics listener failed")
+
+
+def _first_subtokens(word_ids: list[int | None] | None) -> list[int]:
+    positions, seen = [], set()
+    for position, word in enumerate(word_ids or []):
+        if word is not None and word not in seen:
+            seen.add(word)
+            positions.append(position)
+    return positions
+
+
+def format_prediction(lease: Lease, row: Row, output: RowOutput) -> dict[str, Any]:
+    """``{"label", "scores"}`` for a sequence task; ``{"tokens": [...]}`` for a token task."""
+    owner = lease.head_owner
+    labels = owner.labels if owner else []
+    probs = torch.softmax(output.logits.float(), dim=-1)
+    if owner is not None and owner.task_type == "token":
+        tokens = []
+        words = row.words or []
+        for index, p in enumerate(probs):
+            best = int(p.argmax())
+            tokens.append(
+                {
+                    "word": words[index] if index < len(words) else "",
+                    "label": labels[best],
+                    "scores": {label: float(v) for label, v in zip(labels, p)},
+                }
+            )
+        return {"tokens": tokens}
+    best = int(probs.argmax())
+    return {"label": labels[best], "scores": {label: float(v) for label, v in zip(labels, probs)}}
