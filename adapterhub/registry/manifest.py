@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adapterhub.errors import IntegrityError
+from adapterhub.errors import IntegrityError, UsageError
 from adapterhub.registry.ids import AdapterId
 
 MANIFEST = "manifest.json"
@@ -28,6 +28,13 @@ PAYLOAD_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, HEAD)
 """The files an adapter folder may carry into an entry (FORMAT.md); the card is generated."""
 ENTRY_FILES = (*PAYLOAD_FILES, CARD, MANIFEST)
 SCHEMA_VERSION = 1
+
+
+def _exact(text: str) -> AdapterId:
+    try:
+        return AdapterId.parse(text).require_exact()
+    except UsageError as exc:  # pydantic reports ValueErrors as validation errors
+        raise ValueError(str(exc)) from None
 
 
 class BackboneRef(BaseModel):
@@ -97,15 +104,12 @@ class Manifest(BaseModel):
     @field_validator("id")
     @classmethod
     def _exact_id(cls, value: str) -> str:
-        parsed = AdapterId.parse(value)
-        if parsed.version is None:
-            raise ValueError(f"manifest id {value!r} has no version")
-        return str(parsed)
+        return str(_exact(value))
 
     @field_validator("parents")
     @classmethod
     def _parent_ids(cls, value: list[str]) -> list[str]:
-        return [str(AdapterId.parse(p).require_exact()) for p in value]
+        return [str(_exact(p)) for p in value]
 
     def model_post_init(self, __context: Any) -> None:
         parsed = self.adapter_id

@@ -546,6 +546,18 @@ class OCIStore(Store):
             client.auth.load_configs = lambda *args, **kwargs: None
             if credentials:
                 client.auth.set_basic_auth(*credentials)
+            else:
+                token_flow = client.auth.authenticate_request
+
+                def authenticate(response, headers=None, refresh=False):
+                    # anonymous bearer tokens (public GHCR/Harbor repos) are fine; a Basic
+                    # challenge without credentials is a clear "log in" error
+                    challenge = response.headers.get("Www-Authenticate", "")
+                    if not challenge.lower().startswith("bearer"):
+                        raise self._auth_error()
+                    return token_flow(response, headers, refresh)
+
+                client.auth.authenticate_request = authenticate
             self._client = client
         return self._client
 
