@@ -379,9 +379,7 @@ def check_peft_weights(
             )
         if model is not None:
             inp, out = _features(_module(model, name, where, key_a))
-            embedding = key_a.endswith("lora_embedding_A")
-            expect_a = inp if not embedding else inp
-            if a.shape[1] != expect_a or b.shape[0] != out:
+            if a.shape[1] != inp or b.shape[0] != out:
                 raise IntegrityError(
                     f"{where}: LoRA on {name!r} has A {tuple(a.shape)} and B {tuple(b.shape)} but "
                     f"the backbone module is {inp}->{out} (trained on another backbone?)"
