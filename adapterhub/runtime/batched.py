@@ -221,7 +221,14 @@ def _post_hook(index: int):
 
 
 def install_hooks(model: nn.Module) -> dict[str, int]:
-    """Hook every Linear-like module of ``model`` once; returns {module name: index}."""
+    """Hook every Linear-like module of ``model`` once; returns {module name: index}.
+
+    Idempotent: several runtimes may share one model (plans are per thread and carry their own
+    banks), but each Linear must apply a plan exactly once.
+    """
+    installed = getattr(model, "_adapterhub_hooked", None)
+    if installed is not None:
+        return installed
     names: dict[str, int] = {}
     for name, module in model.named_modules():
         if not _is_linear(module):
@@ -230,6 +237,7 @@ def install_hooks(model: nn.Module) -> dict[str, int]:
         names[name] = index
         module.register_forward_pre_hook(_pre_hook(index))
         module.register_forward_hook(_post_hook(index))
+    model._adapterhub_hooked = names
     return names
 
 

@@ -6,8 +6,7 @@ import random
 
 import pytest
 import torch
-
-from tests.serving.conftest import ZOO, reference_logits, reference_model
+from serving_helpers import ZOO, reference_logits, reference_model
 
 TEXTS = [
     "the film was very good",

@@ -1,0 +1,125 @@
+"""Every payload of the HTTP API, as pydantic models (the OpenAPI at ``/docs`` is built from them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# ----------------------------------------------------------------------------- /v1/predict
+
+
+class PredictRequest(BaseModel):
+    """Name ONE adapter, or a [language, task] stack, and the texts to label."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"adapter": "sentiment/de", "inputs": ["Das Buch ist wunderbar."]},
+                {"stack": ["lang/de", "sentiment/en"], "inputs": ["Der Film war langweilig."]},
+            ]
+        },
+    )
+    adapter: str | None = Field(
+        None, description="adapter id, e.g. sentiment/de or sentiment/de@team:1.2.0"
+    )
+    stack: list[str] | None = Field(
+        None, min_length=2, max_length=2, description="[LANGUAGE_ADAPTER_ID, TASK_ADAPTER_ID]"
+    )
+    inputs: list[str] = Field(
+        ..., min_length=1, description="texts; for token tasks, words split on spaces"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.adapter is None) == (self.stack is None):
+            raise ValueError('give exactly one of "adapter" or "stack"')
+        return self
+
+    @property
+    def spec(self) -> list[str]:
+        return [self.adapter] if self.adapter is not None else list(self.stack or [])
+
+
+class TokenPrediction(BaseModel):
+    word: str
+    label: str
+    scores: dict[str, float]
+
+
+class Prediction(BaseModel):
+    """A sequence task's ``label`` and ``scores``; a token task's ``tokens``."""
+
+    label: str | None = None
+    scores: dict[str, float] | None = None
+    tokens: list[TokenPrediction] | None = None
+
+
+class PredictResponse(BaseModel):
+    adapters: list[str] = Field(..., description="the exact ids that answered (stack order)")
+    task_type: str
+    predictions: list[Prediction]
+
+
+# ----------------------------------------------------------------------------- TEI-shaped
+
+
+class TEIPredictRequest(BaseModel):
+    """Text Embeddings Inference's ``/predict`` body; the adapter comes from the path or the
+    ``X-Adapter-Id`` header."""
+
+    model_config = ConfigDict(extra="ignore")
+    inputs: str | list[str] = Field(..., description="one text or a list of texts")
+    raw_scores: bool = Field(False, description="logits instead of probabilities")
+    truncate: bool | None = None
+
+
+class TEIScore(BaseModel):
+    label: str
+    score: float
+
+
+class TEIEmbedRequest(BaseModel):
+    """Text Embeddings Inference's ``/embed`` body (mean-pooled backbone embeddings, or the
+    adapted backbone's with ``X-Adapter-Id``). No prefix is added: send e5's ``query: `` yourself."""
+
+    model_config = ConfigDict(extra="ignore")
+    inputs: str | list[str]
+    normalize: bool = True
+    truncate: bool | None = None
+
+
+# ----------------------------------------------------------------------------- adapters
+
+
+class AdapterInfo(BaseModel):
+    id: str
+    method: str
+    kind: str
+    task_type: str | None
+    labels: list[str]
+    bytes: int
+    requests: int
+    loaded_at: float
+    load_ms: float
+
+
+class AdaptersResponse(BaseModel):
+    resident: list[AdapterInfo]
+    available: list[str]
+    stats: dict[str, Any]
+
+
+class UnloadResponse(BaseModel):
+    id: str
+    unloaded: bool
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    error_type: str
+
+
+class Health(BaseModel):
+    status: str
