@@ -95,13 +95,15 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from adapterhub.data import DATASETS, load_dataset, load_user_data
-    from adapterhub.errors import DataError
+    from adapterhub.errors import UsageError
 
     if args.name in DATASETS:
         data = load_dataset(args.name, [args.lang] if args.lang else None)
     else:
         if not args.task:
-            raise DataError(f"{args.name} is not a built-in dataset; pass --task for your own data")
+            raise UsageError(
+                f"{args.name} is not a built-in dataset; pass --task for your own data"
+            )
         data = load_user_data(
             args.name,
             task=args.task,

@@ -192,9 +192,34 @@ def _looks_like_path(name: str) -> bool:
     )
 
 
+def _hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, or None. Checked up front (DNS + one TCP connect, 3 s)
+    because the hub client otherwise retries for half a minute before giving up."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return None  # offline mode: the datasets cache answers, or fails at once
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} is unreachable ({exc.strerror or exc})"
+
+
 def _hub_rows(name: str) -> list[_Row]:
     import datasets
 
+    reason = _hub_unreachable()
+    if reason is not None:
+        raise DataError(
+            f"could not load {name!r}: it is not a local file or folder, and the Hugging Face hub "
+            f"{reason}; check the path, or set HF_HUB_OFFLINE=1 to use a cached copy"
+        )
     try:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # noqa: BLE001 - the hub raises many types; all mean "not loadable"

@@ -249,3 +249,35 @@ def test_hub_name_offline_fails_with_one_clear_line(monkeypatch, tmp_path):
     message = _error("someone/no-such-dataset-xyz")
     assert message.startswith("could not load 'someone/no-such-dataset-xyz'")
     assert "Hugging Face hub" in message
+
+
+def test_hub_name_with_unreachable_hub_fails_fast(monkeypatch, tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    message = _error("someone/dataset")
+    assert time.monotonic() - started < 10
+    assert f"127.0.0.1:{port} is unreachable" in message and "HF_HUB_OFFLINE=1" in message
+
+
+def test_cli_show_user_file(tmp_path, capsys):
+    from adapterhub.cli import main as cli
+
+    path = tmp_path / "mine.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _rows()))
+    assert (
+        cli(["data", "show", str(path), "--task", "sentiment", "--split", "train", "-n", "2"]) == 0
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("train: " + str(sum(split_of(r["text"]) == "train" for r in _rows()))
+                             + " examples")  # fmt: skip
+    assert len(lines) == 3 and lines[1].startswith("[und] ")
+    assert cli(["data", "show", str(path)]) == 2
+    assert "pass --task" in capsys.readouterr().err
