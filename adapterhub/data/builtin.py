@@ -34,7 +34,7 @@ from adapterhub.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # bump whenever a build would produce different rows
 TEXT_CLASSIFICATION = "text-classification"
 TOKEN_CLASSIFICATION = "token-classification"
 MASKED_LM = "masked-lm"
@@ -412,6 +412,9 @@ def _build(info: DatasetInfo) -> dict:
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+        for old in target.parent.glob("v*"):  # builds of earlier versions of this code
+            if old != target and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

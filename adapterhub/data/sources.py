@@ -18,7 +18,7 @@ import yaml
 
 from adapterhub.data.archives import ArchiveReader
 from adapterhub.data.text import clean_text
-from adapterhub.data.upos import to_upos
+from adapterhub.data.upos import refine_with_words, to_upos
 from adapterhub.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def _tagged_lines(text: str, lang: str, tagset: str, filename: str, unmapped: Co
             native.append(tag)
             upos.append(mapped)
         if tokens:
+            refine_with_words(tokens, native, upos, tagset)
             yield tokens, native, upos
 
 

@@ -145,3 +145,64 @@ def to_upos(tag: str, tagset: str) -> str | None:
     tags such as ``VBG|NN`` take their first reading."""
     mapped = TAGSETS[tagset](tag.split("|")[0])
     return mapped or None
+
+
+# Penn and the Italian sample tag every verb VB*, auxiliaries included; UD tags auxiliaries AUX
+# (as STTS, EAGLES and WOTAN already do), so without this English and Italian would disagree
+# with German, Spanish and Dutch on every "is", "has been" and "è stato".
+_BE = {"be", "is", "are", "was", "were", "been", "being", "am", "'s", "'re", "'m", "ai", "wo"}
+_HAVE = {"have", "has", "had", "having", "'ve", "'d"}
+_DO = {"do", "does", "did"}
+_ESSERE = {
+    "essere", "è", "e'", "sono", "sei", "siamo", "siete", "era", "erano", "ero", "eravamo",
+    "fu", "furono", "fui", "sarà", "saranno", "sarebbe", "sarebbero", "sia", "siano", "fosse",
+    "fossero", "stato", "stata", "stati", "state", "essendo",
+}  # fmt: skip
+_AVERE = {
+    "avere", "ha", "hanno", "ho", "hai", "abbiamo", "avete", "aveva", "avevano", "avevo",
+    "ebbe", "ebbero", "avrà", "avranno", "avrebbe", "avrebbero", "abbia", "abbiano", "avesse",
+    "avessero", "avendo",
+}  # fmt: skip
+_PARTICIPLE_ENDINGS = ("ato", "ata", "ati", "ate", "uto", "uta", "uti", "ute", "ito", "ita",
+                       "iti", "ite", "tto", "tta", "tti", "tte", "sto", "sta", "sti", "ste",
+                       "so", "sa", "si", "se")  # fmt: skip
+
+
+def _next_verb(tokens: list[str], native: list[str], start: int) -> int | None:
+    """Index of the next verb after ``start``, skipping adverbs, negation and pronouns."""
+    for index in range(start + 1, min(start + 5, len(tokens))):
+        tag = native[index]
+        if tag.startswith("VB"):
+            return index
+        if not (tag.startswith(("RB", "PRP")) or tokens[index].lower() in ("not", "n't", "non")):
+            return None
+    return None
+
+
+def refine_with_words(tokens: list[str], native: list[str], upos: list[str], tagset: str) -> None:
+    """Where Penn (en) and the Italian sample do not tell apart what UD does, decide from the
+    word, in place: auxiliaries are AUX (every form of be/essere, since UD treats the copula as
+    AUX too; have/avere before a participle; do before a bare verb) and English negation is
+    PART."""
+    if tagset not in ("penn", "italian-wacky"):
+        return
+    for index, token in enumerate(tokens):
+        word = token.lower()
+        if tagset == "penn" and native[index] == "RB" and word in ("not", "n't"):
+            upos[index] = "PART"
+        if upos[index] != "VERB":
+            continue
+        if tagset == "penn":
+            if word in _BE:
+                upos[index] = "AUX"
+            elif word in _HAVE or word in _DO:
+                after = _next_verb(tokens, native, index)
+                wanted = "VBN" if word in _HAVE else "VB"
+                if after is not None and native[after] == wanted:
+                    upos[index] = "AUX"
+        elif word in _ESSERE:
+            upos[index] = "AUX"
+        elif word in _AVERE:
+            after = _next_verb(tokens, native, index)
+            if after is not None and tokens[after].lower().endswith(_PARTICIPLE_ENDINGS):
+                upos[index] = "AUX"

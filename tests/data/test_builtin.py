@@ -140,6 +140,21 @@ def test_pos_counts_tags_and_native_tags(builtin_home, fetched):
                if n in ("NN", "ART", "APPR"))  # fmt: skip
 
 
+def test_pos_auxiliaries_are_comparable_across_languages(builtin_home):
+    """Penn and the Italian sample tag auxiliaries as verbs; after the word rules every language
+    with auxiliaries has a similar share of AUX among its verbs."""
+    data = load_dataset("pos", ["de", "en", "es", "it", "nl"])["train"]
+    names = data.features["tags"].feature.names
+    aux, verb = names.index("AUX"), names.index("VERB")
+    shares = {}
+    for tags, lang in zip(data["tags"], data["lang"], strict=True):
+        counts = shares.setdefault(lang, [0, 0])
+        counts[0] += tags.count(aux)
+        counts[1] += tags.count(aux) + tags.count(verb)
+    ratio = {lang: a / v for lang, (a, v) in shares.items()}
+    assert all(0.2 < r < 0.45 for r in ratio.values()), ratio
+
+
 def test_langid_counts_cap_and_hundreds_of_languages(builtin_home, fetched):
     counts = available_languages("langid")
     assert len(counts) == 444
@@ -292,4 +307,7 @@ def test_concurrent_fetches_build_once_and_agree(builtin_home, tmp_path):
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0]
     assert [json.loads(out) for out in outputs] == [SENTIMENT_COUNTS, SENTIMENT_COUNTS]
-    assert sorted(p.name for p in (other / "data" / "sentiment").iterdir()) == [".lock", "v1"]
+    assert sorted(p.name for p in (other / "data" / "sentiment").iterdir()) == [
+        ".lock",
+        f"v{builtin_module.BUILD_VERSION}",
+    ]
