@@ -6,11 +6,12 @@ path, URL or :class:`Store`.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,7 @@ def publish(
     target = open_store(store)
     if target.read_only:
         raise RegistryError(f"{target} is read-only")
-    with tempfile.TemporaryDirectory(prefix="adapterhub-publish-") as tmp:
-        staging = Path(tmp)
+    with _workdir(target, "publish") as staging:
         for name in PAYLOAD_FILES:
             if (source / name).is_symlink():
                 raise IntegrityError(f"{source / name} is a symbolic link; publish real files")
@@ -162,6 +162,22 @@ def publish(
         target.put(staging, manifest)
     log.info("published %s to %s", aid, target)
     return manifest
+
+
+@contextlib.contextmanager
+def _workdir(store: Store, label: str) -> Iterator[Path]:
+    """A scratch folder; inside a writable local store's ``.tmp/`` so that committing is a
+    rename and ``gc`` reclaims it if this process is killed."""
+    if isinstance(store, LocalStore) and not store.read_only:
+        path = store.staging(label)
+        try:
+            yield path
+        finally:
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"adapterhub-{label}-") as tmp:
+            yield Path(tmp)
 
 
 def _manifest(fields: dict[str, Any]) -> Manifest:
@@ -252,6 +268,9 @@ def _fetch_verified(source: Store, aid: AdapterId, into: Path) -> Manifest:
 def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
     """Put an already verified entry; an identical existing copy is fine."""
     aid = manifest.adapter_id
+    was_yanked = (folder / YANKED).is_file()
+    for extra in (YANKED, MANIFEST):
+        (folder / extra).unlink(missing_ok=True)
     try:
         target.put(folder, manifest)
     except ConflictError:
@@ -261,7 +280,7 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
                 f"{target} already has a different {aid} (other files); versions are immutable"
             ) from None
         manifest = existing
-    if (folder / YANKED).is_file() and not manifest.yanked:
+    if was_yanked and not manifest.yanked:
         target.yank(aid, "yanked upstream")
         manifest = target.read_manifest(aid)
     return manifest
@@ -294,9 +313,9 @@ def _pull(aid: AdapterId, local: LocalStore, sources: Sequence[Store], where: st
         try:
             if not remote.exists(aid):
                 continue
-            with tempfile.TemporaryDirectory(prefix="adapterhub-pull-") as tmp:
-                manifest = _fetch_verified(remote, aid, Path(tmp))
-                return _put_copy(local, Path(tmp), manifest)
+            with _workdir(local, "pull") as tmp:
+                manifest = _fetch_verified(remote, aid, tmp)
+                return _put_copy(local, tmp, manifest)
         except (RegistryError, UsageError) as exc:
             if isinstance(exc, (IntegrityError, ConflictError)) or len(sources) == 1:
                 raise

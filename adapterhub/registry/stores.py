@@ -254,26 +254,41 @@ class LocalStore(Store):
         return self.index.search(**filters)
 
     # writing
-    def _staging(self, label: str) -> Path:
+    def staging(self, label: str = "work") -> Path:
+        """A fresh folder under ``.tmp/`` for work that may end up in this store: it is on the
+        same file system (so committing is one rename) and ``gc`` removes it if its owner dies."""
+        if self.read_only:
+            raise _read_only(self.url)
         tmp = self.root / TMP_DIR
         tmp.mkdir(parents=True, exist_ok=True)
         # host and pid in the name let gc tell a dead publisher from a live one
-        name = f"{label}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:12]}"
+        name = f"{label}~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:12]}"
         path = tmp / name
         path.mkdir()
         return path
 
     def put(self, src: Path, manifest: Manifest) -> None:
+        """Commit ``src``: copied into a staging folder, or, when ``src`` already is one of this
+        store's staging folders holding exactly the entry's files, renamed in place."""
         if self.read_only:
             raise _read_only(self.url)
         aid = manifest.adapter_id
         final = self.entry_path(aid)
         if (final / MANIFEST).exists():
             raise _conflict(aid, self.url)
-        staging = self._staging(aid.oci_tag)
+        src = Path(src)
+        in_place = src.parent == self.root / TMP_DIR and {p.name for p in src.iterdir()} == set(
+            manifest.files
+        )
+        staging = src if in_place else self.staging(aid.oci_tag)
         try:
-            for name in manifest.files:
-                _copy_synced(Path(src) / name, staging / name)
+            if in_place:
+                for name in manifest.files:
+                    with open(staging / name, "rb+") as handle:
+                        os.fsync(handle.fileno())
+            else:
+                for name in manifest.files:
+                    _copy_synced(src / name, staging / name)
             _write_synced(staging / MANIFEST, manifest.to_json().encode())  # the manifest last
             _fsync_dir(staging)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -321,10 +336,10 @@ class LocalStore(Store):
         host = socket.gethostname()
         tmp = self.root / TMP_DIR
         for path in sorted(tmp.iterdir()) if tmp.is_dir() else []:
-            parts = path.name.split(".")
+            parts = path.name.split("~")
             dead = False
-            if len(parts) >= 3 and parts[-3] == host and parts[-2].isdigit():
-                dead = not _pid_alive(int(parts[-2]))
+            if len(parts) == 4 and parts[1] == host and parts[2].isdigit():
+                dead = not _pid_alive(int(parts[2]))
             if dead or now - path.lstat().st_mtime > grace_s:
                 _remove(path)
                 removed.append(str(path))
