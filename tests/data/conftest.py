@@ -7,6 +7,7 @@ run, so the archives are downloaded once and other areas' tests reuse the built 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,15 @@ def builtin_home(fetched, data_home, monkeypatch) -> Path:
     """ADAPTERHUB_HOME set to the shared home where every built-in dataset is built."""
     monkeypatch.setenv("ADAPTERHUB_HOME", str(data_home))
     return data_home
+
+
+@pytest.fixture(scope="session")
+def fetched_bible(data_home) -> dict:
+    """The bible dataset, which needs apt-get (Debian's sword-text-* packages)."""
+    if shutil.which("apt-get") is None:
+        pytest.skip("the bible dataset is fetched with apt-get, which this machine lacks")
+    from adapterhub.data import fetch
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ADAPTERHUB_HOME", str(data_home))
+        return fetch("bible")

