@@ -1,0 +1,177 @@
+"""``adapterhub train`` and ``adapterhub eval``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _langs(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train an adapter for a task and a language",
+        description="Train an adapter on the frozen backbone, evaluate it, and publish it.",
+    )
+    parser.add_argument("--task", required=True, help="sentiment, langid, pos or mlm")
+    parser.add_argument("--lang", required=True, help="target language (ISO code) or multi")
+    parser.add_argument("--method", choices=["lora", "bottleneck", "ia3"], default=None)
+    parser.add_argument("--recipe", default=None, help="recipe YAML (default recipes/TASK.yaml)")
+    parser.add_argument("--backbone", default=None, help="embedded name, folder or hub id")
+    parser.add_argument("--quantize", choices=["8bit"], default=None)
+    parser.add_argument("--train-langs", default=None, help="comma-separated training languages")
+    parser.add_argument("--stack-lang", default=None, help="train on this language adapter")
+    parser.add_argument("--data", default=None, help="your own CSV/JSONL/Parquet file or folder")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--output", default=None, help="output folder (default ./adapters/TASK-LANG)"
+    )
+    parser.add_argument(
+        "--publish",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="publish to the registry (default) or only write the output folder",
+    )
+    parser.add_argument("--id", dest="adapter_id", default=None, help="registry id to publish as")
+    parser.add_argument("--store", default=None, help="registry store (default: local registry)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_train)
+
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="evaluate adapters per language, or the cross-lingual matrix",
+        description="Evaluate ADAPTER (registry id or folder) on test sets of several languages; "
+        "with --matrix, every adapter given (rows) on every language (columns).",
+    )
+    evaluate.add_argument("adapters", nargs="*", help="registry ids or adapter folders")
+    evaluate.add_argument(
+        "--langs", default="en,fr,nl,de,zh", help="comma-separated test languages"
+    )
+    evaluate.add_argument("--task", default=None, help="task (default: the adapter's)")
+    evaluate.add_argument("--matrix", action="store_true", help="train language x test language")
+    evaluate.add_argument(
+        "--metric", default=None, help="matrix metric (default accuracy, token_accuracy for pos)"
+    )
+    evaluate.add_argument("--max-examples", type=int, default=1000, help="per language")
+    evaluate.add_argument("--backbone", default=None)
+    evaluate.add_argument("--data", default=None, help="your own labelled test file instead")
+    evaluate.add_argument("--output", default="eval", help="folder for JSON, Markdown and PNG")
+    evaluate.set_defaults(func=run_eval)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from adapterhub.recipes import resolve_recipe
+    from adapterhub.train import train
+
+    recipe = resolve_recipe(
+        args.recipe,
+        task=args.task,
+        lang=args.lang,
+        method=args.method,
+        backbone=args.backbone,
+        quantize=args.quantize,
+        train_langs=_langs(args.train_langs),
+        stack_lang=args.stack_lang,
+        data=args.data,
+        max_steps=args.max_steps,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    output = args.output or f"adapters/{recipe.task}-{recipe.lang}"
+    result = train(
+        recipe,
+        output_dir=output,
+        publish=args.publish,
+        adapter_id=args.adapter_id,
+        store=args.store,
+        progress=not args.no_progress,
+    )
+    if result.output_dir is None:  # not the main process
+        return 0
+    for lang, values in result.metrics.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k not in ("examples",))
+        tag = " (zero-shot)" if result.zero_shot and lang == recipe.lang else ""
+        print(f"test {lang}{tag}: {shown}")
+    print(f"saved to {result.output_dir}")
+    if result.published:
+        print(f"published {result.published}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from adapterhub.backbone import load_backbone
+    from adapterhub.errors import UsageError
+    from adapterhub.evaluation import (
+        evaluate_adapter,
+        evaluate_matrix,
+        markdown_matrix,
+        write_matrix,
+    )
+
+    langs = _langs(args.langs) or []
+    backbone = load_backbone(args.backbone) if args.backbone else load_backbone()
+    adapters = list(args.adapters)
+    if args.matrix and not adapters:
+        if not args.task:
+            raise UsageError(
+                "--matrix needs adapters, or --task to take TASK/LANG for each --langs"
+            )
+        from adapterhub.errors import NotFoundError
+        from adapterhub.registry import api
+
+        for lang in langs:
+            try:
+                api.find(f"{args.task}/{lang}")
+                adapters.append(f"{args.task}/{lang}")
+            except NotFoundError:
+                continue
+    if not adapters:
+        raise UsageError("give an adapter id or folder to evaluate")
+    output = Path(args.output)
+    if args.matrix:
+        metric = args.metric or ("token_accuracy" if args.task == "pos" else "accuracy")
+        matrix = evaluate_matrix(
+            adapters,
+            langs,
+            backbone=backbone,
+            metric=metric,
+            max_examples=args.max_examples,
+            data=args.data,
+        )
+        paths = write_matrix(matrix, output, metric=metric, title=args.task or "transfer")
+        print(markdown_matrix(matrix, metric=metric))
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+        return 0
+    metric = args.metric or "accuracy"
+    table: dict[str, dict[str, float]] = {}
+    for adapter in adapters:
+        results = evaluate_adapter(
+            adapter,
+            langs,
+            backbone=backbone,
+            task=args.task,
+            max_examples=args.max_examples,
+            data=args.data,
+        )
+        table[str(adapter)] = {
+            lang: values.get(metric, values.get("token_accuracy", 0.0))
+            for lang, values in results.items()
+        }
+        print(json.dumps({"adapter": str(adapter), "results": results}))
+    paths = write_matrix(table, output, metric=metric, title="adapters", name="eval")
+    print(markdown_matrix(table, metric=metric))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

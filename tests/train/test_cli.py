@@ -1,0 +1,101 @@
+"""``adapterhub train`` and ``adapterhub eval`` end to end on the tiny backbone and real files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapterhub.cli import main
+
+RECIPE = """\
+task: sentiment
+min_train_examples: 10
+max_steps: 6
+batch_size: 8
+eval_every: 3
+max_length: 32
+learning_rate: 0.01
+seed: 7
+"""
+
+
+@pytest.fixture
+def recipe_file(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE)
+    return path
+
+
+def run(*argv: str) -> int:
+    return main([str(a) for a in argv])
+
+
+def test_train_publishes_and_eval_writes_the_matrix(
+    tiny_backbone_path, sentiment_csv, recipe_file, tmp_path, capsys
+):
+    store = tmp_path / "store"
+    common = [
+        "--recipe", recipe_file, "--data", sentiment_csv, "--backbone", tiny_backbone_path,
+        "--store", store, "--no-progress", "--max-steps", "4",
+    ]  # fmt: skip
+    code = run(
+        "train", "--task", "sentiment", "--lang", "en", "--method", "bottleneck",
+        "--output", tmp_path / "en", "--id", "sentiment/en@test:0.1.0", *common,
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "published sentiment/en@test:0.1.0" in printed and "test en:" in printed
+    entry = store / "test" / "sentiment" / "en" / "0.1.0"
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["method"] == "bottleneck"
+    assert manifest["recipe"]["max_steps"] == 4  # the flag overrode the recipe file
+    assert manifest["recipe"]["seed"] == 7
+    assert manifest["labels"] == ["negative", "positive"]
+    assert "accuracy" in manifest["metrics"]
+    assert (tmp_path / "en" / "recipe.yaml").read_text().count("max_steps: 4") == 1
+
+    code = run(
+        "train", "--task", "sentiment", "--lang", "fr", "--output", tmp_path / "fr",
+        "--no-publish", *common,
+    )  # fmt: skip
+    assert code == 0
+    assert not (tmp_path / "fr" / "manifest.json").exists()
+    capsys.readouterr()
+
+    code = run(
+        "eval", tmp_path / "en", tmp_path / "fr", "--matrix", "--langs", "en,fr",
+        "--data", sentiment_csv, "--backbone", tiny_backbone_path, "--output", tmp_path / "m",
+    )  # fmt: skip
+    assert code == 0
+    matrix = json.loads((tmp_path / "m" / "matrix.json").read_text())
+    assert set(matrix["matrix"]) == {"en", "fr"}
+    assert set(matrix["matrix"]["en"]) == {"en", "fr"}
+    assert all(0.0 <= v <= 1.0 for row in matrix["matrix"].values() for v in row.values())
+    assert (tmp_path / "m" / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| en |" in (tmp_path / "m" / "matrix.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--task", "summarise", "--lang", "en"], "unknown task 'summarise'"),
+        (["--task", "sentiment", "--lang", "english"], "'english' is not an ISO"),
+    ],
+)
+def test_bad_flags_print_one_line(argv, words, tiny_backbone_path, sentiment_csv, tmp_path, capsys):
+    code = run(
+        "train", *argv, "--data", sentiment_csv, "--backbone", tiny_backbone_path,
+        "--no-publish", "--output", tmp_path / "out",
+    )  # fmt: skip
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+
+
+def test_unknown_recipe_key_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: sentiment\nbatchsize: 8\n")
+    code = run("train", "--task", "sentiment", "--lang", "en", "--recipe", bad, "--no-publish")
+    assert code != 0
+    assert "unknown key 'batchsize' (did you mean 'batch_size'?)" in capsys.readouterr().err

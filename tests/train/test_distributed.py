@@ -1,0 +1,59 @@
+"""The same train function under ``torchrun --nproc_per_node 2`` (two CPU ranks over gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    import torch
+    from adapterhub.backbone import load_backbone
+    from adapterhub.recipes import Recipe
+    from adapterhub.train import train
+
+    backbone_path, data, out, report = sys.argv[1:5]
+    recipe = Recipe(task="sentiment", lang="en", data=data, method="lora", min_train_examples=10,
+                    max_steps=6, batch_size=4, eval_every=3, patience=0, max_length=32, seed=1,
+                    learning_rate=1e-2)
+    result = train(recipe, output_dir=out, backbone=load_backbone(backbone_path, device="cpu"),
+                   progress=False, keep_model=True)
+    digest = hashlib.sha256()
+    for name, parameter in sorted(result.model.named_parameters()):
+        if parameter.requires_grad:
+            digest.update(name.encode() + parameter.detach().numpy().tobytes())
+    from accelerate import PartialState
+    state = PartialState()
+    with open(f"{report}.{state.process_index}.json", "w") as handle:
+        json.dump({"world": state.num_processes, "digest": digest.hexdigest(),
+                   "steps": result.steps, "metrics": result.metrics}, handle)
+    """
+)
+
+
+def test_two_process_torchrun_trains_and_keeps_ranks_equal(
+    tiny_backbone_path, sentiment_csv, tmp_path
+):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(SCRIPT)
+    out, report = tmp_path / "out", tmp_path / "rank"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(script), str(tiny_backbone_path), str(sentiment_csv), str(out), str(report),
+    ]  # fmt: skip
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank.{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world"] for r in ranks] == [2, 2]
+    assert ranks[0]["digest"] == ranks[1]["digest"]  # DDP kept the weights equal
+    assert ranks[0]["steps"] == 6
+    assert ranks[0]["metrics"] and not ranks[1]["metrics"]  # only the main process evaluates
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    first = next(line for line in logged if line["event"] == "train")
+    assert first["examples_seen"] == first["step"] * 2 * 4  # a batch from each rank per step
+    assert (out / "adapter_model.safetensors").is_file() and (out / "head.safetensors").is_file()
