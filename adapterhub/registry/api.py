@@ -280,10 +280,9 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
                 f"{target} already has a different {aid} (other files); versions are immutable"
             ) from None
         manifest = existing
-    if was_yanked and not manifest.yanked:
-        target.yank(aid, "yanked upstream")
-        manifest = target.read_manifest(aid)
-    return manifest
+    if was_yanked:
+        target.yank(aid, manifest.yanked_reason or "yanked upstream")
+    return target.read_manifest(aid)
 
 
 def pull(

@@ -549,6 +549,7 @@ class OCIStore(Store):
     @property
     def client(self):
         if self._client is None:
+            import oras.auth
             import oras.client
 
             credentials = oci_credentials(self.host)
@@ -569,7 +570,8 @@ class OCIStore(Store):
                     # challenge without credentials is a clear "log in" error
                     challenge = response.headers.get("Www-Authenticate", "")
                     if not challenge.lower().startswith("bearer"):
-                        raise self._auth_error()
+                        # oras retries other exceptions for minutes; this one it passes on
+                        raise oras.auth.AuthenticationException("credentials required")
                     return token_flow(response, headers, refresh)
 
                 client.auth.authenticate_request = authenticate
@@ -580,12 +582,15 @@ class OCIStore(Store):
         return f"{self.host}/{self.repository}:{tag}"
 
     def _call(self, what: str, func, *args, **kwargs):
+        import oras.auth
         import requests
 
         try:
             return func(*args, **kwargs)
         except (RegistryError, UsageError):
             raise
+        except oras.auth.AuthenticationException as exc:
+            raise self._auth_error() from exc
         except requests.RequestException as exc:
             raise RegistryError(
                 f"cannot reach {self.url} to {what} ({exc}); is it running?"
@@ -613,8 +618,14 @@ class OCIStore(Store):
         )
 
     def _get(self, path: str, *, stream: bool = False):
+        import oras.provider
+
         scheme = "http" if self.insecure else "https"
-        response = self.client.do_request(
+        # the undecorated request: oras' retry decorator would sleep for minutes on a refusal
+        do_request = getattr(oras.provider.Registry.do_request, "__wrapped__", None)
+        do_request = do_request or oras.provider.Registry.do_request
+        response = do_request(
+            self.client,
             f"{scheme}://{self.host}/v2/{self.repository}/{path}",
             "GET",
             headers={
