@@ -121,6 +121,10 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"{t}/{names[g]}" for t, g in zip(row["tokens"], row["tags"], strict=True)
             )
             print(f"[{row['lang']}] {tagged}")
+        elif "translation" in row:
+            print(
+                f"[{row['lang']}] {row['ref']}\t{_shorten(row['text'])}\t{_shorten(row['translation'])}"
+            )
         elif "label" in row:
             label = features["label"].names[row["label"]]
             print(f"[{row['lang']}] {label}\t{_shorten(row['text'])}")
