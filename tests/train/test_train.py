@@ -156,3 +156,24 @@ def test_empty_data_is_refused(tiny_backbone, tmp_path):
     recipe = Recipe(task="sentiment", lang="en", data=str(empty), max_steps=2)
     with pytest.raises(DataError):
         train(recipe, output_dir=tmp_path / "out", backbone=tiny_backbone, progress=False)
+
+
+@pytest.mark.parametrize("method", ["lora", "bottleneck"])
+def test_task_adapter_on_a_language_adapter(method, tiny_backbone, data_for, tmp_path):
+    language = recipe_for("mlm", method, data_for, max_steps=4)
+    train(language, output_dir=tmp_path / "lang", backbone=tiny_backbone, progress=False)
+    task = recipe_for("sentiment", method, data_for, max_steps=6, stack_lang=str(tmp_path / "lang"))
+    result = train(
+        task, output_dir=tmp_path / "task", backbone=tiny_backbone, progress=False, keep_model=True
+    )
+    language_weights = (tmp_path / "lang" / "adapter_model.safetensors").read_bytes()
+    assert (tmp_path / "task" / "adapter_model.safetensors").read_bytes() != language_weights
+    stacked = load_task_model(tmp_path / "task", tiny_backbone, language_adapter=tmp_path / "lang")
+    alone = load_task_model(tmp_path / "task", tiny_backbone)
+    batch = stacked.collate([{"text": "the film was great"}], tiny_backbone.tokenizer, 32)
+    with torch.no_grad():
+        assert torch.equal(stacked(batch)[1], result.model(batch)[1])
+        assert not torch.equal(alone(batch)[1], stacked(batch)[1])
+    # the language adapter stayed frozen during task training
+    names = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert names and not any("language" in n for n in names)
