@@ -181,6 +181,8 @@ def add_adapter(adapted: Adapted, config: MethodConfig, base_name: str | None = 
             _activate_peft(adapted)
         else:
             adapted.encoder = get_peft_model(adapted.encoder, peft_config(config, base_name))
+        if base_name:  # PEFT writes the local folder here; the backbone's name travels better
+            adapted.encoder.peft_config[TASK_ADAPTER].base_model_name_or_path = base_name
         for name, parameter in adapted.encoder.named_parameters():
             parameter.requires_grad_(f".{TASK_ADAPTER}." in name or name.endswith(TASK_ADAPTER))
     else:

@@ -75,11 +75,13 @@ def test_plain_peft_loads_the_pair(method, tiny_backbone, batch, tmp_path):
     from peft import PeftModel
 
     adapted = methods.add_adapter(
-        methods.wrap(tiny_backbone.model), methods.MethodConfig(method=method)
+        methods.wrap(tiny_backbone.model), methods.MethodConfig(method=method), "tiny"
     )
     randomise(adapted)
     adapted.eval()
     adapted.save(tmp_path)
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "tiny"  # a name, not this machine's folder
     plain = PeftModel.from_pretrained(copy.deepcopy(tiny_backbone.model), str(tmp_path))
     plain.eval()
     assert torch.equal(plain(**batch).last_hidden_state, adapted(**batch).last_hidden_state)
