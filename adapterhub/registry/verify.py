@@ -454,8 +454,8 @@ def verify_adapter_dir(
     model = getattr(backbone, "model", None) if backbone is not None else None
     if method == "bottleneck":
         layers = 0
-        if backbone is not None:
-            layers = int(getattr(getattr(backbone, "config", None), "num_hidden_layers", 0) or 0)
+        if model is not None:
+            layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
         if hidden is not None and int(config.get("hidden_size", hidden)) != hidden:
             raise IntegrityError(
                 f"{folder}: bottleneck built for hidden size {config.get('hidden_size')}, "

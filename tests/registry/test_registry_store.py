@@ -211,3 +211,34 @@ def test_project_remote_and_named_remotes(backbone, lora_dir, tmp_path, monkeypa
     assert path == project / "adapterhub/langid/multi/1.0.0"
     registry.remove_remote("team")
     assert "team" not in registry.list_remotes()
+
+
+def test_bottleneck_adapters_publish_and_are_shape_checked(backbone, tmp_path, store_dir):
+    from adapterhub.methods import bottleneck
+
+    adapter = bottleneck.BottleneckAdapter.for_backbone(backbone.model, reduction_factor=4)
+    folder = bottleneck.save(adapter, tmp_path / "bn")
+    manifest = registry.publish(folder, "lang/fr:1.0.0", backbone=backbone, store=store_dir)
+    assert manifest.method == "bottleneck" and manifest.kind == "language"
+    registry.verify_adapter_dir(store_dir / "adapterhub/lang/fr/1.0.0", backbone)
+
+    wide = bottleneck.BottleneckAdapter(
+        bottleneck.BottleneckConfig(hidden_size=backbone.hidden_size * 2, num_layers=2)
+    )
+    with pytest.raises(IntegrityError, match="hidden size"):
+        registry.publish(
+            bottleneck.save(wide, tmp_path / "wide"),
+            "lang/fr:2.0.0",
+            backbone=backbone,
+            store=store_dir,
+        )
+    deep = bottleneck.BottleneckAdapter(
+        bottleneck.BottleneckConfig(hidden_size=backbone.hidden_size, num_layers=9)
+    )
+    with pytest.raises(IntegrityError, match="names layer [2-8]; the backbone has 2"):
+        registry.publish(
+            bottleneck.save(deep, tmp_path / "deep"),
+            "lang/fr:2.0.0",
+            backbone=backbone,
+            store=store_dir,
+        )
