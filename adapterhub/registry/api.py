@@ -125,9 +125,12 @@ def publish(
         for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
             if not (staging / name).is_file():
                 raise UsageError(f"{source} has no {name}; is it an adapter folder?")
-        checked = verify_adapter_dir(
-            staging, backbone if getattr(backbone, "model", None) is not None else None
-        )
+        try:
+            checked = verify_adapter_dir(
+                staging, backbone if getattr(backbone, "model", None) is not None else None
+            )
+        except IntegrityError as exc:  # name the user's folder, not our staging copy
+            raise type(exc)(str(exc).replace(str(staging), str(source))) from exc
         if labels is not None and checked.head is not None and list(labels) != checked.labels:
             raise UsageError(f"labels {list(labels)} differ from the head's {checked.labels}")
         fields = {
