@@ -357,11 +357,17 @@ def resolve(
     """The local folder of a verified entry, pulling it from the remotes on a miss.
 
     ``sentiment/de`` becomes the newest non-yanked version (see :func:`find`). Entries of
-    read-only local upstreams (the project's ``registry/``) are used in place, not copied. With
-    ``backbone``, the fingerprint and shapes are checked too.
+    read-only local upstreams (the project's ``registry/``) are used in place, not copied. When
+    ``store`` is a remote (an ``oci://`` or fsspec URL, as a serving replica may be given), it is
+    the first source and entries are cached in the default local store. With ``backbone``, the
+    fingerprint and shapes are checked too.
     """
-    local = local_store(store)
     upstreams = list(upstream_stores() if sources is None else sources)
+    target = open_store(store)
+    if isinstance(target, LocalStore):
+        local = target
+    else:
+        local, upstreams = local_store(None), [target, *upstreams]
     aid = find(adapter_id, store=local, sources=upstreams)
     path = None
     if local.exists(aid):

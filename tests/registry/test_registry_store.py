@@ -242,3 +242,15 @@ def test_bottleneck_adapters_publish_and_are_shape_checked(backbone, tmp_path, s
             backbone=backbone,
             store=store_dir,
         )
+
+
+def test_resolve_with_a_remote_store_caches_in_the_local_one(
+    backbone, lora_dir, tmp_path, isolated_home
+):
+    remote = f"memory://replica-{uuid.uuid4().hex}"
+    registry.publish(lora_dir, "sentiment/it:1.0.0", backbone=backbone, store=remote)
+    path = registry.resolve("sentiment/it", store=remote, backbone=backbone)
+    assert path == isolated_home / "registry/adapterhub/sentiment/it/1.0.0"
+    verified = registry.open_adapter("sentiment/it", backbone, store=remote)
+    assert verified.labels == ["negative", "positive"] and verified.method == "lora"
+    assert set(verified.head) == {"weight", "bias"}
