@@ -109,45 +109,64 @@ class Entry:
 
 
 @dataclass
-class ModulePlan:
-    """What the hooks of one Linear do for the current batch."""
+class Group:
+    """Rows of the batch that use one bank, with each row's slot in it.
 
-    lora: list[tuple[Bank, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    ia3_in: list[tuple[Bank, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    ia3_out: list[tuple[Bank, torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    bottleneck: list[tuple[Bank, torch.Tensor, torch.Tensor, Any]] = field(default_factory=list)
+    ``span`` is ``(start, stop)`` when the rows are exactly ``range(start, stop)``: the hooks
+    then work on views of the batch, in place, with no gather and no scatter of activations
+    (:meth:`Runtime.forward` orders rows so that this is the common case).
+    """
+
+    bank: Bank
+    rows: torch.Tensor
+    slots: torch.Tensor
+    span: tuple[int, int] | None
+    activation: Any = None
+    single: int | None = None
+    """The slot, when every row of the group uses the same one."""
+
+
+@dataclass
+class ModulePlan:
+    """What the hooks of one Linear do for the current batch, in this order."""
+
+    ia3_in: list[Group] = field(default_factory=list)
+    ia3_out: list[Group] = field(default_factory=list)
+    lora: list[Group] = field(default_factory=list)
+    bottleneck: list[Group] = field(default_factory=list)
 
 
 def build_plan(rows: list[list[list[Entry]]], device: Any) -> dict[int, ModulePlan]:
     """``rows[r]`` = the entries of each adapter of row r, in stack order (language first).
 
-    LoRA entries of all rows and stack positions share one group per bank (deltas add, and
-    ``index_add_`` sums repeated rows). IA3 and bottleneck entries are grouped per stack position
-    so each group has distinct rows and positions apply in order.
+    Entries are grouped per (module, bank, stack position), so every group has distinct rows
+    and stack positions apply in order (LoRA deltas add; IA3 scales multiply; bottlenecks
+    compose, language first).
     """
     groups: dict[tuple, tuple[list[int], list[int], Entry]] = {}
     for row, stack in enumerate(rows):
         for position, entries in enumerate(stack):
             for entry in entries:
-                order = 0 if entry.kind == "lora" else position
-                key = (entry.module, entry.kind, id(entry.bank), order)
+                key = (entry.module, position, entry.kind, id(entry.bank))
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = ([], [], entry)
                 group[0].append(row)
                 group[1].append(entry.slot)
     plan: dict[int, ModulePlan] = defaultdict(ModulePlan)
-    for key in sorted(groups, key=lambda k: (k[0], k[3])):
+    for key in sorted(groups, key=lambda k: (k[0], k[1])):
         row_list, slot_list, entry = groups[key]
-        index_rows = torch.tensor(row_list, dtype=torch.long, device=device)
-        index_slots = torch.tensor(slot_list, dtype=torch.long, device=device)
-        target = plan[entry.module]
-        if entry.kind == "bottleneck":
-            target.bottleneck.append(
-                (entry.bank, index_rows, index_slots, ACTIVATIONS[entry.activation])
-            )
-        else:
-            getattr(target, entry.kind).append((entry.bank, index_rows, index_slots))
+        first = row_list[0]
+        span = (first, first + len(row_list)) if row_list[-1] - first == len(row_list) - 1 else None
+        group = Group(
+            entry.bank,
+            torch.tensor(row_list, dtype=torch.long, device=device),
+            torch.tensor(slot_list, dtype=torch.long, device=device),
+            span,
+            ACTIVATIONS[entry.activation] if entry.kind == "bottleneck" else None,
+            slot_list[0] if len(set(slot_list)) == 1 else None,
+        )
+        getattr(plan[entry.module], entry.kind).append(group)
     return dict(plan)
 
 
@@ -176,10 +195,13 @@ def _pre_hook(index: int):
         step = plan.get(index)
         if step is None or not step.ia3_in:
             return None
-        x = args[0].clone()
-        for bank, rows, slots in step.ia3_in:
-            scale = bank.tensors["l"][slots].to(x.dtype)  # [n, in]
-            x.index_copy_(0, rows, x.index_select(0, rows) * scale.unsqueeze(1))
+        x = args[0].clone()  # the input may feed other modules too
+        for group in step.ia3_in:
+            scale = group.bank.tensors["l"][group.slots].to(x.dtype).unsqueeze(1)  # [n, 1, in]
+            if group.span:
+                x[group.span[0] : group.span[1]].mul_(scale)
+            else:
+                x.index_copy_(0, group.rows, x.index_select(0, group.rows) * scale)
         return (x, *args[1:])
 
     return hook
@@ -194,27 +216,50 @@ def _post_hook(index: int):
         if step is None:
             return None
         y = output
-        for bank, rows, slots in step.ia3_out:
-            scale = bank.tensors["l"][slots].to(y.dtype)  # [n, out]
-            y.index_copy_(0, rows, y.index_select(0, rows) * scale.unsqueeze(1))
-        if step.lora:
+        for group in step.ia3_out:
+            scale = group.bank.tensors["l"][group.slots].to(y.dtype).unsqueeze(1)  # [n, 1, out]
+            if group.span:
+                y[group.span[0] : group.span[1]].mul_(scale)
+            else:
+                y.index_copy_(0, group.rows, y.index_select(0, group.rows) * scale)
+        for group in step.lora:
             x = args[0]
-            for bank, rows, slots in step.lora:
-                a = bank.tensors["A"][slots]  # [n, r, in]
-                b = bank.tensors["B"][slots]  # [n, out, r], scaling folded in
-                xs = x.index_select(0, rows).to(a.dtype)  # [n, T, in]
+            bank = group.bank.tensors
+            if group.single is not None and group.span and x.dtype == y.dtype == bank["A"].dtype:
+                # one adapter for the whole span: plain matmuls, no gather
+                start, stop = group.span
+                a, b = bank["A"][group.single], bank["B"][group.single]  # [r, in], [out, r]
+                xa = x[start:stop].reshape(-1, a.shape[1]) @ a.T
+                y[start:stop].view(-1, b.shape[0]).addmm_(xa, b.T)
+                continue
+            a = bank["A"][group.slots]  # [n, r, in]
+            b = bank["B"][group.slots]  # [n, out, r], scaling folded in
+            if group.span and x.dtype == y.dtype == a.dtype:
+                start, stop = group.span
+                y[start:stop].baddbmm_(
+                    torch.bmm(x[start:stop], a.transpose(1, 2)), b.transpose(1, 2)
+                )
+            else:
+                xs = x.index_select(0, group.rows).to(a.dtype)  # [n, T, in]
                 delta = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2))
-                y.index_add_(0, rows, delta.to(y.dtype))
-        for bank, rows, slots, act in step.bottleneck:
-            t = bank.tensors
-            h = y.index_select(0, rows).to(t["down_w"].dtype)  # [n, T, H]
+                y.index_add_(0, group.rows, delta.to(y.dtype))
+        for group in step.bottleneck:
+            t = group.bank.tensors
+            slots = group.slots
+            h = y[group.span[0] : group.span[1]] if group.span else y.index_select(0, group.rows)
+            hf = h.to(t["down_w"].dtype)  # [n, T, H]
             down = torch.baddbmm(
-                t["down_b"][slots].unsqueeze(1), h, t["down_w"][slots].transpose(1, 2)
+                t["down_b"][slots].unsqueeze(1), hf, t["down_w"][slots].transpose(1, 2)
             )
             up = torch.baddbmm(
-                t["up_b"][slots].unsqueeze(1), act(down), t["up_w"][slots].transpose(1, 2)
-            )
-            y.index_add_(0, rows, up.to(y.dtype))
+                t["up_b"][slots].unsqueeze(1),
+                group.activation(down),
+                t["up_w"][slots].transpose(1, 2),
+            ).to(y.dtype)
+            if group.span:
+                h.add_(up)
+            else:
+                y.index_add_(0, group.rows, up)
         return y
 
     return hook

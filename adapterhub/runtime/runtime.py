@@ -55,6 +55,8 @@ class Resident:
     parents: list[str] = field(default_factory=list)
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    layout: tuple = ()
+    """Which banks the adapter lives in; rows are ordered by it so bank groups are contiguous."""
     pins: int = 0
     requests: int = 0
     retired: bool = False
@@ -190,41 +192,54 @@ class Runtime:
 
     # ------------------------------------------------------------------ loading
 
-    def load(self, adapter: str) -> Resident:
-        """Make a registry adapter resident (no-op when it is); returns it."""
+    def _hit(self, name: str | None, pin: bool) -> Resident | None:
+        """The resident ``name``, touched (and pinned) under the lock; None on a miss."""
         with self._lock:
-            exact = self._exact(adapter)
-            if exact is not None:
-                resident = self.residents[exact]
-                self.residents.move_to_end(exact)
-                return resident
+            resident = self.residents.get(name) if name else None
+            if resident is None:
+                return None
+            self.residents.move_to_end(name)
+            if pin:
+                resident.pins += 1
+            return resident
+
+    def load(self, adapter: str, *, pin: bool = False) -> Resident:
+        """Make a registry adapter resident (no-op when it is); returns it.
+
+        With ``pin`` the adapter is returned pinned (see :meth:`acquire`): pinned in the same
+        critical section that finds or registers it, so no eviction can come in between.
+        """
+        with self._lock:
+            hit = self._hit(self._exact(adapter), pin)
+        if hit is not None:
+            return hit
         exact = self.resolve(adapter)
         self._aliases[adapter] = (exact, time.monotonic())
-        with self._lock:
-            if exact in self.residents:
-                self.residents.move_to_end(exact)
-                return self.residents[exact]
+        hit = self._hit(exact, pin)
+        if hit is not None:
+            return hit
 
         def read():
             from adapterhub.registry import open_adapter
 
             return open_adapter(exact, self.backbone, store=self.registry)
 
-        return self._place(exact, read)
+        return self._place(exact, read, pin)
 
-    def load_path(self, folder: str | Path, *, name: str | None = None) -> Resident:
+    def load_path(
+        self, folder: str | Path, *, name: str | None = None, pin: bool = False
+    ) -> Resident:
         """Make the adapter folder ``folder`` (a training output, or any FORMAT.md folder)
         resident under ``name`` (default: the folder's path)."""
         from adapterhub.registry.verify import verify_adapter_dir
 
         name = name or str(Path(folder).resolve())
-        with self._lock:
-            if name in self.residents:
-                self.residents.move_to_end(name)
-                return self.residents[name]
-        return self._place(name, lambda: verify_adapter_dir(folder, self.backbone))
+        hit = self._hit(name, pin)
+        if hit is not None:
+            return hit
+        return self._place(name, lambda: verify_adapter_dir(folder, self.backbone), pin)
 
-    def _place(self, name: str, read: Any) -> Resident:
+    def _place(self, name: str, read: Any, pin: bool = False) -> Resident:
         """Verify (``read()``) and copy an adapter's tensors into free bank slots."""
         started = time.perf_counter()
         try:
@@ -234,9 +249,9 @@ class Runtime:
             self.counters["load_failures"] += 1
             raise
         with self._load_lock:
-            with self._lock:
-                if name in self.residents:
-                    return self.residents[name]
+            hit = self._hit(name, pin)
+            if hit is not None:
+                return hit
             head = None
             head_bytes = 0
             if verified.head is not None:
@@ -274,9 +289,12 @@ class Runtime:
                 resident.entries.append(
                     Entry(self.modules[part.module], part.kind, bank, slot, part.activation)
                 )
+            resident.layout = tuple(id(entry.bank) for entry in resident.entries)
             resident.load_seconds = time.perf_counter() - started
             with self._lock:
                 self.residents[name] = resident
+                if pin:
+                    resident.pins += 1
                 self.counters["loads"] += 1
         self._emit("load", name, resident.load_seconds)
         log.info("loaded %s in %.1f ms", name, resident.load_seconds * 1000)
@@ -385,19 +403,17 @@ class Runtime:
             names = list(spec)
         if len(names) > 2:
             raise UsageError("a stack has at most two adapters: [language, task]")
-        for _attempt in range(5):
-            residents = [self.load(name) for name in names]
-            with self._lock:
-                if all(not r.retired for r in residents):
-                    for r in residents:
-                        r.pins += 1
-                        r.requests += 1
-                        if r.id in self.residents:
-                            self.residents.move_to_end(r.id)
-                    return Lease(tuple(residents), self)
-        raise ServingError(
-            "the adapter pool is thrashing (adapters evicted before use); raise --max-resident"
-        )
+        residents: list[Resident] = []
+        try:
+            for name in names:
+                residents.append(self.load(name, pin=True))
+        except BaseException:
+            self._unpin(residents)
+            raise
+        with self._lock:
+            for r in residents:
+                r.requests += 1
+        return Lease(tuple(residents), self)
 
     def _unpin(self, residents: Sequence[Resident]) -> None:
         with self._lock:
@@ -434,6 +450,18 @@ class Runtime:
         """ONE backbone forward for rows that may each use different adapters or none."""
         if not rows:
             return []
+        # rows of adapters that share banks next to each other (bare rows last): each bank's
+        # group is then a contiguous span the hooks update in place
+        order = sorted(
+            range(len(rows)),
+            key=lambda i: (not rows[i].lease.adapters, [a.layout for a in rows[i].lease.adapters]),
+        )
+        if order != list(range(len(rows))):
+            outputs = self.forward([rows[i] for i in order])
+            result: list[RowOutput] = [RowOutput()] * len(rows)
+            for position, i in enumerate(order):
+                result[i] = outputs[position]
+            return result
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         length = max(len(r.input_ids) for r in rows)
         ids = torch.full((len(rows), length), pad, dtype=torch.long)
@@ -488,6 +516,11 @@ class Runtime:
             return [
                 format_prediction(lease, row, out) for row, out in zip(rows, self.forward(rows))
             ]
+
+    def describe_residents(self) -> list[dict[str, Any]]:
+        """Resident adapters, least recently used first."""
+        with self._lock:
+            return [r.describe() for r in self.residents.values()]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

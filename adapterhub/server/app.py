@@ -317,8 +317,7 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     async def adapters() -> AdaptersResponse:
         """Resident adapters (with their use) and every adapter the registry offers."""
         available = await asyncio.to_thread(runtime.available)
-        with runtime._lock:
-            resident = [AdapterInfo(**r.describe()) for r in runtime.residents.values()]
+        resident = [AdapterInfo(**r) for r in runtime.describe_residents()]
         return AdaptersResponse(resident=resident, available=available, stats=runtime.stats())
 
     @app.post(

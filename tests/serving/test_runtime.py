@@ -114,6 +114,14 @@ def test_lru_eviction_under_max_resident_keeps_answers_exact(tiny_backbone, zoo)
     small = Runtime(tiny_backbone, registry=zoo.registry, max_resident=3)
     bulk = [f"topic/x{n}@bulk:1.0.0" for n in range(8)]
     first = {a: small.predict(a, TEXTS[:2]) for a in bulk}
+    # a second runtime on the same model shares its hooks (installed once) and stays exact
+    model = reference_model(tiny_backbone, [zoo.folders[bulk[0]]], ["lora"])
+    want = reference_logits(tiny_backbone, model, zoo.folders[bulk[0]], TEXTS[:2])
+    for got, logits in zip(first[bulk[0]], want):
+        probs = torch.softmax(logits, -1).tolist()
+        assert [
+            abs(got["scores"][k] - p) < 1e-5 for k, p in zip(("books", "films", "food"), probs)
+        ] == [True] * 3
     assert small.stats()["resident"] == 3
     assert small.stats()["evictions"] == 5
     assert list(small.residents) == bulk[-3:]
@@ -168,3 +176,54 @@ def test_unload_while_in_use_finishes_the_request(tiny_backbone, zoo):
     after = rt.forward([row])[0].logits
     assert torch.equal(before, after)
     lease.release()
+
+
+def test_gather_path_equals_in_place_span_path(runtime, tiny_backbone):
+    """Rows whose bank groups are not contiguous take the gather/scatter path: same numbers."""
+    from adapterhub.runtime.batched import build_plan, plan_scope
+
+    specs = [["sentiment/de@team:1.0.0"], ["topic/de@team:1.0.0"], ["sentiment/nl@team:1.0.0"]]
+    leases = [runtime.acquire(s) for s in specs]
+    rows = [runtime.encode(t, leases[i % 3]) for i, t in enumerate(TEXTS[:6])]
+    ids = torch.full((6, max(len(r.input_ids) for r in rows)), 1)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
+        mask[i, : len(r.input_ids)] = 1
+    entries = [[a.entries for a in r.lease.adapters] for r in rows]
+    outputs = []
+    for force_gather in (False, True):
+        plan = build_plan(entries, "cpu")
+        spans = [
+            g
+            for step in plan.values()
+            for kind in ("lora", "ia3_in", "ia3_out", "bottleneck")
+            for g in getattr(step, kind)
+        ]
+        assert spans and all(g.span is None for g in spans)  # interleaved rows: no span
+        if not force_gather:
+            # the same batch sorted by adapter: every group is a span
+            order = [0, 3, 1, 4, 2, 5]
+            plan = build_plan([entries[i] for i in order], "cpu")
+            groups = [
+                g
+                for step in plan.values()
+                for kind in ("lora", "ia3_in", "ia3_out", "bottleneck")
+                for g in getattr(step, kind)
+            ]
+            assert all(g.span is not None for g in groups)
+            with torch.inference_mode(), plan_scope(plan):
+                hidden = tiny_backbone.model(
+                    input_ids=ids[order], attention_mask=mask[order]
+                ).last_hidden_state
+            unsorted = torch.empty_like(hidden)
+            unsorted[order] = hidden
+            outputs.append(unsorted)
+        else:
+            with torch.inference_mode(), plan_scope(plan):
+                outputs.append(
+                    tiny_backbone.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                )
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
+    for lease in leases:
+        lease.release()
