@@ -227,3 +227,30 @@ def test_gather_path_equals_in_place_span_path(runtime, tiny_backbone):
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
     for lease in leases:
         lease.release()
+
+
+def test_runtime_on_the_8bit_backbone(tiny_backbone_path, tiny_backbone, zoo):
+    """--quantize 8bit: the hooks wrap bitsandbytes' Linear8bitLt just the same."""
+    from adapterhub.backbone import load_backbone
+    from adapterhub.runtime import Runtime
+
+    quantized = load_backbone(str(tiny_backbone_path), quantize="8bit", device="cpu")
+    assert quantized.fingerprint == tiny_backbone.fingerprint  # the same adapters load on it
+    rt8 = Runtime(quantized, registry=zoo.registry)
+    fp32 = Runtime(tiny_backbone, registry=zoo.registry)
+    for spec in (["sentiment/de@team:1.0.0"], ["topic/de@team:1.0.0"], ["sentiment/nl@team:1.0.0"]):
+        got = rt8.predict(spec, TEXTS[:4])
+        want = fp32.predict(spec, TEXTS[:4])
+        for g, w in zip(got, want):
+            for label, value in w["scores"].items():
+                assert abs(g["scores"][label] - value) < 0.1  # 8-bit weights: close, not equal
+    # and the adapter really applies on the 8-bit Linears: adapted 8-bit states sit near the
+    # adapted fp32 ones, far from the bare 8-bit ones
+    from adapterhub.runtime.runtime import Lease
+
+    for spec in ("sentiment/de@team:1.0.0", "topic/de@team:1.0.0", "sentiment/nl@team:1.0.0"):
+        with rt8.acquire(spec) as lease8, fp32.acquire(spec) as lease32:
+            adapted8 = rt8.forward([rt8.encode(TEXTS[0], lease8, mode="embed")])[0].embedding
+            bare8 = rt8.forward([rt8.encode(TEXTS[0], Lease((), rt8), mode="embed")])[0].embedding
+            adapted32 = fp32.forward([fp32.encode(TEXTS[0], lease32, mode="embed")])[0].embedding
+        assert (adapted8 - adapted32).norm() < 0.5 * (adapted8 - bare8).norm(), spec
