@@ -99,6 +99,11 @@ _ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 
 def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     """The FastAPI app over ``runtime``; its batcher starts and stops with the app."""
     config = config or ServerConfig()
+    if config.max_inputs > config.max_queue:
+        raise UsageError(
+            f"--max-inputs {config.max_inputs} exceeds --max-queue {config.max_queue}: such a "
+            "request could never be queued; raise --max-queue or lower --max-inputs"
+        )
     metrics = Metrics()
     runtime.listeners.append(metrics.on_runtime_event)
     batcher = Batcher(

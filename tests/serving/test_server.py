@@ -298,7 +298,7 @@ def test_full_queue_answers_429_with_retry_after(tiny_backbone, zoo):
 
     runtime = Runtime(tiny_backbone, registry=zoo.registry)
     # a long batching window keeps the first requests counted as queued while the next arrive
-    config = ServerConfig(max_queue=4, max_wait_ms=1500, max_batch_tokens=100_000)
+    config = ServerConfig(max_queue=4, max_inputs=2, max_wait_ms=1500, max_batch_tokens=100_000)
     with ServerThread(create_app(runtime, config)) as running:
         body = {"adapter": "sentiment/de@team", "inputs": ["a", "b"]}
         runtime.load("sentiment/de@team")
@@ -332,3 +332,14 @@ def test_admin_disabled_without_token(tiny_backbone, zoo):
             headers={"Authorization": "Bearer x"},
         )
         assert response.status_code == 403 and "--admin-token" in response.json()["error"]
+
+
+def test_limits_that_cannot_work_are_refused(tiny_backbone, zoo):
+    from adapterhub.errors import UsageError
+    from adapterhub.runtime import Runtime
+    from adapterhub.server import ServerConfig, create_app
+
+    with pytest.raises(UsageError, match="max-queue"):
+        create_app(
+            Runtime(tiny_backbone, registry=zoo.registry), ServerConfig(max_inputs=10, max_queue=5)
+        )
