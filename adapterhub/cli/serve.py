@@ -67,7 +67,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--max-chars", type=int, default=4096, help="characters per input (more: 413)"
     )
-    parser.add_argument("--prefix", default="query: ", help="e5 prefix for sequence-task inputs")
+    parser.add_argument(
+        "--prefix",
+        default="",
+        help="text before each sequence-task input for adapters whose manifest names no recipe prefix",
+    )
     parser.add_argument(
         "--admin-token",
         default=None,

@@ -31,8 +31,9 @@ from adapterhub.runtime.batched import Bank, Entry, build_plan, install_hooks, p
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "query: "
-"""e5's input convention for sequence inputs (the backbone's default, as ``embed`` uses)."""
+DEFAULT_PREFIX = ""
+"""Text put before each sequence-task input when the adapter's manifest names no prefix (the
+recipe's ``prefix``, which training prepends to every text); training's default is none."""
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Resident:
     """Bytes the adapter occupies in the banks plus its head."""
     backbone: str = ""
     parents: list[str] = field(default_factory=list)
+    prefix: str = ""
+    """Put before each input of a sequence task, as the recipe did in training."""
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     layout: tuple = ()
@@ -280,6 +283,7 @@ class Runtime:
                 slot_bytes=slot_bytes,
                 backbone=manifest.backbone.fingerprint if manifest else "",
                 parents=list(manifest.parents) if manifest else [],
+                prefix=_recipe_prefix(manifest, self.prefix),
             )
             self._make_room(slot_bytes)
             with self._lock:
@@ -426,12 +430,6 @@ class Runtime:
 
     # ------------------------------------------------------------------ tokenising
 
-    def prefix_for(self, lease: Lease) -> str:
-        owner = lease.head_owner
-        if owner is not None and owner.task_type == "token":
-            return ""
-        return self.prefix
-
     def encode(self, text: str, lease: Lease, mode: str = "classify") -> Row:
         owner = lease.head_owner
         if mode == "classify" and owner is not None and owner.task_type == "token":
@@ -440,7 +438,7 @@ class Runtime:
                 words, is_split_into_words=True, truncation=True, max_length=self.max_length
             )
             return Row(lease, encoding["input_ids"], encoding.word_ids(), words, mode)
-        prefix = self.prefix if mode == "classify" else ""
+        prefix = owner.prefix if mode == "classify" and owner is not None else ""
         encoding = self.tokenizer(prefix + text, truncation=True, max_length=self.max_length)
         return Row(lease, encoding["input_ids"], mode=mode)
 
@@ -541,6 +539,13 @@ class Runtime:
                 listener(event, adapter, seconds)
             except Exception:  # metrics must never break serving
                 log.exception("metrics listener failed")
+
+
+def _recipe_prefix(manifest: Any, default: str) -> str:
+    recipe = getattr(manifest, "recipe", None)
+    if isinstance(recipe, dict) and isinstance(recipe.get("prefix"), str):
+        return recipe["prefix"]
+    return default
 
 
 def _first_subtokens(word_ids: list[int | None] | None) -> list[int]:

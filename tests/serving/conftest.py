@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from serving_helpers import SENTIMENT, ZOO, Zoo, make_adapter
+from serving_helpers import PREFIXES, SENTIMENT, ZOO, Zoo, make_adapter
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,15 @@ def zoo(tiny_backbone, tmp_path_factory) -> Zoo:
             **options,
         )
         parents = ["lang/de@team:1.0.0"] if adapter_id.startswith("sentiment/de") else []
-        publish(folder, adapter_id, backbone=tiny_backbone, store=registry, parents=parents)
+        recipe = {"prefix": PREFIXES[adapter_id]} if adapter_id in PREFIXES else None
+        publish(
+            folder,
+            adapter_id,
+            backbone=tiny_backbone,
+            store=registry,
+            parents=parents,
+            recipe=recipe,
+        )
         folders[adapter_id] = folder
         methods[adapter_id] = method
     other = load_backbone(str(make_tiny_backbone(root / "other-backbone", seed=7)), device="cpu")

@@ -123,6 +123,8 @@ ZOO = {
     "lang/de@team:1.0.0": ("lora", {"r": 4, "targets": ["query", "value", "key"]}, None, None),
     "lang/nl@team:1.0.0": ("bottleneck", {"reduction_factor": 4}, None, None),
 }
+PREFIXES = {"sentiment/fr@team:1.0.0": "query: "}
+"""Adapters published with a recipe prefix (the runtime must prepend it, as training did)."""
 for _n in range(12):
     ZOO[f"topic/x{_n}@bulk:1.0.0"] = ("lora", {"r": 4}, TOPICS, "sequence")
 
@@ -152,9 +154,7 @@ def reference_model(backbone, folders: list[Path], methods: list[str]):
     return model
 
 
-def reference_logits(
-    backbone, model, folder_with_head: Path | None, texts, prefix="query: ", token=False
-):
+def reference_logits(backbone, model, folder_with_head: Path | None, texts, prefix="", token=False):
     """Last hidden state of each text alone, and the head's logits as FORMAT.md defines them."""
     from safetensors.torch import load_file
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from serving_helpers import ZOO, reference_logits, reference_model
+from serving_helpers import PREFIXES, ZOO, reference_logits, reference_model
 
 TEXTS = [
     "the film was very good",
@@ -51,7 +51,9 @@ def test_mixed_batch_matches_single_adapter_references(runtime, tiny_backbone, z
         model = reference_model(
             tiny_backbone, [zoo.folders[s] for s in spec], [zoo.methods[s] for s in spec]
         )
-        expected += reference_logits(tiny_backbone, model, zoo.folders[spec[-1]], texts)
+        expected += reference_logits(
+            tiny_backbone, model, zoo.folders[spec[-1]], texts, prefix=PREFIXES.get(spec[-1], "")
+        )
         rows += [runtime.encode(t, lease) for t in texts]
     # rows without any adapter ride in the same batch and get the bare backbone's embedding
     bare = Lease((), runtime)

@@ -77,9 +77,9 @@ def test_predict_single_adapter_matches_peft(server, tiny_backbone, zoo):
     body = response.json()
     assert body["adapters"] == [adapter] and body["task_type"] == "sequence"
     model = reference_model(tiny_backbone, [zoo.folders[adapter]], ["lora"])
-    for prediction, logits in zip(
-        body["predictions"], reference_logits(tiny_backbone, model, zoo.folders[adapter], TEXTS[:3])
-    ):
+    # this adapter's recipe prefixed every text with "query: " in training: so must serving
+    want = reference_logits(tiny_backbone, model, zoo.folders[adapter], TEXTS[:3], prefix="query: ")
+    for prediction, logits in zip(body["predictions"], want):
         probs = torch.softmax(logits, -1)
         for label, p in zip(["negative", "positive"], probs):
             assert abs(prediction["scores"][label] - float(p)) < 1e-5
