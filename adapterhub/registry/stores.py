@@ -8,8 +8,10 @@ per entry) and makes publishing atomic in its own way:
   so of N racing publishers exactly one wins and the others get :class:`ConflictError`; a killed
   publisher leaves only its staging folder, which no reader looks at and ``gc`` removes.
 - :class:`FsspecStore` (object stores have no rename) first claims the entry by creating
-  ``.claim`` exclusively (``open(..., "xb")``), then writes the files, then ``manifest.json``
-  exclusively as the commit point. Readers see an entry only once its manifest exists.
+  ``.claim`` exclusively (``open(..., "xb")``; the claim stays forever, so a late publisher can
+  never write into a committed entry), then writes the files, then moves a fully written
+  ``manifest.json`` into place as the commit point. Readers see an entry only once its manifest
+  exists; ``gc`` removes claimed entries whose publisher died (``.owner~HOST~PID`` marks).
 - :class:`OCIStore` uploads the blobs first; the manifest PUT under the entry's tag is the commit.
 
 Yanking writes a marker (``yanked.json``, or an OCI tag ``<tag>__yanked``); the manifest and the
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 TMP_DIR = ".tmp"
 CLAIM = ".claim"
+OWNER_PREFIX = ".owner~"
 INDEX_FILE = ".index.sqlite"
 DEFAULT_GC_GRACE_S = 3600.0
 MAX_REMOTE_FILE_BYTES = 1 << 30
@@ -433,33 +436,64 @@ class FsspecStore(Store):
         if self.exists(aid):
             raise _conflict(aid, self.url)
         entry = self._path(*aid.parts)
-        self.fs.makedirs(entry, exist_ok=True)
-        claim = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-        try:
-            with self.fs.open(f"{entry}/{CLAIM}", "xb") as handle:
-                handle.write(json.dumps(claim).encode())
-        except FileExistsError:
-            if self.exists(aid):
-                raise _conflict(aid, self.url) from None
-            raise ConflictError(
-                f"another publisher is writing {aid} to {self.url} (or died doing so: run "
-                "`adapterhub registry gc`)"
-            ) from None
+        self._claim(aid, entry)
+        # the claim stays after the commit: it is what keeps a late publisher, one that checked
+        # for the manifest before this commit, from ever writing into the entry
+        if self.exists(aid):
+            raise _conflict(aid, self.url)
         try:
             for name in manifest.files:
                 self.fs.put_file(str(Path(src) / name), f"{entry}/{name}")
-            try:
-                with self.fs.open(f"{entry}/{MANIFEST}", "xb") as handle:  # the commit point
-                    handle.write(manifest.to_json().encode())
-            except FileExistsError:
-                raise _conflict(aid, self.url) from None
+            # the manifest must appear whole: written aside, then moved into place (a rename
+            # locally, one PUT on object stores) as the commit point
+            partial = f"{entry}/.{MANIFEST}.{uuid.uuid4().hex[:12]}"
+            self.fs.pipe_file(partial, manifest.to_json().encode())
+            self.fs.mv(partial, f"{entry}/{MANIFEST}")
         except BaseException:
             if not self.exists(aid):
                 with contextlib.suppress(Exception):
                     self.fs.rm(entry, recursive=True)
             raise
-        with contextlib.suppress(Exception):
-            self.fs.rm_file(f"{entry}/{CLAIM}")
+
+    def _claim(self, aid: AdapterId, entry: str) -> None:
+        """Create ``entry/.claim`` exclusively, or raise :class:`ConflictError`.
+
+        Creating and filling the claim are two steps, so each contender first leaves an owner
+        mark ``.owner~HOST~PID`` (whole, in one write): gc can then tell a claim left empty by
+        a dead publisher from one a live publisher is about to fill.
+        """
+        claim = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        owner = f"{entry}/{OWNER_PREFIX}{claim['host']}~{claim['pid']}"
+        for attempt in range(2):
+            self.fs.makedirs(entry, exist_ok=True)
+            try:
+                self.fs.pipe_file(owner, json.dumps(claim).encode())
+                with self.fs.open(f"{entry}/{CLAIM}", "xb") as handle:
+                    handle.write(json.dumps(claim).encode())
+                return
+            except FileNotFoundError:
+                if attempt:  # gc removed the empty folder between our mkdir and open
+                    raise
+            except FileExistsError:
+                with contextlib.suppress(Exception):
+                    self.fs.rm_file(owner)
+                if self.exists(aid):
+                    raise _conflict(aid, self.url) from None
+                raise ConflictError(
+                    f"another publisher is writing {aid} to {self.url} (or died doing so: run "
+                    "`adapterhub registry gc`)"
+                ) from None
+
+    def _owners_dead(self, entry: str, host: str) -> bool:
+        """True when every owner mark in ``entry`` names a dead process on this host."""
+        marks = self.fs.glob(f"{entry}/{OWNER_PREFIX}*")
+        if not marks:
+            return False
+        for mark in marks:
+            mark_host, _, pid = mark.rsplit("/", 1)[-1][len(OWNER_PREFIX) :].rpartition("~")
+            if mark_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+                return False
+        return True
 
     def yank(self, aid: AdapterId, reason: str = "") -> None:
         if self.read_only:
@@ -476,14 +510,29 @@ class FsspecStore(Store):
         for claim in self.fs.glob(self._path("*", "*", "*", "*", CLAIM)):
             entry = claim.rsplit("/", 1)[0]
             if self.fs.exists(f"{entry}/{MANIFEST}"):
-                continue
+                continue  # committed: the claim stays
             try:
                 info = json.loads(self.fs.cat_file(claim))
                 age = now - float(info.get("time", 0))
                 dead = info.get("host") == host and not _pid_alive(int(info.get("pid", 0)))
             except (ValueError, OSError, TypeError):
-                age, dead = float("inf"), True
+                # an empty claim: its publisher died right after creating it, or is about to
+                # write it; give it a few seconds
+                try:
+                    age = now - self.fs.modified(claim).timestamp()
+                except Exception:
+                    age = float("inf")
+                dead = self._owners_dead(entry, host) or age > grace_s
             if dead or age > grace_s:
+                self.fs.rm(entry, recursive=True)
+                removed.append(entry)
+        # entry folders without claim or manifest: a publisher died between mkdir and claim
+        for entry in self.fs.glob(self._path("*", "*", "*", "*")):
+            if entry.rstrip("/").split("/")[-4].startswith("."):
+                continue
+            if not self.fs.isdir(entry):
+                continue
+            if not self.fs.exists(f"{entry}/{CLAIM}") and not self.fs.exists(f"{entry}/{MANIFEST}"):
                 self.fs.rm(entry, recursive=True)
                 removed.append(entry)
         return removed

@@ -238,8 +238,8 @@ def check_files_against_manifest(folder: Path, manifest: Manifest) -> None:
     """Every listed file present with its size and sha256; nothing unlisted."""
     allowed = set(manifest.files) | {MANIFEST, YANKED}
     for path in folder.iterdir():
-        if path.name.startswith(".") and path.is_dir():
-            continue
+        if path.name.startswith(".") and not path.is_symlink():
+            continue  # store bookkeeping (.claim, .owner~*, staging); never read as payload
         if path.name not in allowed:
             raise IntegrityError(
                 f"{folder} holds {path.name!r}, which its manifest does not list; "

@@ -136,17 +136,7 @@ def test_a_publisher_killed_anywhere_leaves_no_visible_half_entry(backbone, tmp_
     rng = random.Random(1234)
     leftovers = kills = 0
     while kills < 30 and (kills < 10 or leftovers == 0):
-        ready = FORK.Event()
-        child = FORK.Process(
-            target=_publish_forever,
-            args=(adapter_dir, str(store_dir), _ref(backbone), ready, kills),
-        )
-        child.start()
-        assert ready.wait(timeout=60), f"publisher {kills} did not start (exit {child.exitcode})"
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.kill(child.pid, signal.SIGKILL)
-        child.join(timeout=30)
-        assert child.exitcode == -signal.SIGKILL
+        _start_and_kill(adapter_dir, str(store_dir), backbone, kills, rng)
         kills += 1
         # every visible entry is whole; no entry folder exists without its manifest
         for aid in store.ids():
@@ -165,6 +155,48 @@ def test_a_publisher_killed_anywhere_leaves_no_visible_half_entry(backbone, tmp_
     assert leftovers > 0, "no kill landed inside a publish; the test did not test anything"
     # after all the kills the store still takes the next version
     registry.publish(adapter_dir, "sentiment/de:2.0.0", backbone=backbone, store=store_dir)
+
+
+def test_a_killed_fsspec_publisher_leaves_only_an_invisible_claim(backbone, tmp_path):
+    root = tmp_path / "fs-store"
+    url = f"file://{root}"
+    adapter_dir = make_lora_dir(backbone, tmp_path / "adapter")
+    store = registry.open_store(url)
+    rng = random.Random(99)
+    claims = kills = 0
+    while kills < 30 and (kills < 10 or claims == 0):
+        _start_and_kill(adapter_dir, url, backbone, kills, rng)
+        kills += 1
+        visible = store.ids()
+        for aid in visible:  # whatever is visible fetches and verifies whole
+            folder = tmp_path / f"check-{kills}-{aid.oci_tag}"
+            folder.mkdir()
+            store.fetch(aid, folder)
+            registry.verify_adapter_dir(folder, backbone, require_manifest=True)
+        claims += len(_uncommitted_claims(root))
+        registry.gc(store=url)
+        assert _uncommitted_claims(root) == []
+        for folder in root.glob("*/*/*/*"):
+            assert (folder / "manifest.json").is_file(), f"half entry left after gc: {folder}"
+        assert store.ids() == visible
+    assert claims > 0, "no kill landed inside a publish; the test did not test anything"
+
+
+def _uncommitted_claims(root):
+    return [c for c in root.glob("*/*/*/*/.claim") if not (c.parent / "manifest.json").exists()]
+
+
+def _start_and_kill(adapter_dir, store, backbone, minor, rng):
+    ready = FORK.Event()
+    child = FORK.Process(
+        target=_publish_forever, args=(adapter_dir, store, _ref(backbone), ready, minor)
+    )
+    child.start()
+    assert ready.wait(timeout=60), f"publisher {minor} did not start (exit {child.exitcode})"
+    time.sleep(rng.uniform(0.0, 0.25))
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=30)
+    assert child.exitcode == -signal.SIGKILL
 
 
 def test_gc_spares_a_live_publishers_staging(backbone, tmp_path, lora_dir):
