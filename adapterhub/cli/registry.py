@@ -31,11 +31,13 @@ def register(subparsers) -> None:
     )
     listing.add_argument("--no-yanked", action="store_true", help="hide yanked versions")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument("--from", dest="source", default=None, help="list a remote (name or URL)")
     _store_arg(listing)
     listing.set_defaults(func=run_list)
 
     show = commands.add_parser("show", help="print an entry's manifest")
     show.add_argument("id")
+    show.add_argument("--from", dest="source", default=None, help="a remote (name or URL)")
     _store_arg(show)
     show.set_defaults(func=run_show)
 
@@ -135,6 +137,14 @@ def _load_json_arg(value: str | None):
         raise UsageError(f"{value!r} is neither a JSON file nor inline JSON ({exc})") from exc
 
 
+def _source_or_store(args: argparse.Namespace):
+    if args.source:
+        from adapterhub.registry.remotes import remote_store
+
+        return remote_store(args.source)
+    return args.store
+
+
 def run_list(args: argparse.Namespace) -> int:
     from adapterhub import registry
 
@@ -143,7 +153,7 @@ def run_list(args: argparse.Namespace) -> int:
         metric, _, threshold = metric.partition(">=")
         min_value = float(threshold)
     manifests = registry.search(
-        store=args.store,
+        store=_source_or_store(args),
         task=args.task,
         lang=args.lang,
         backbone=args.backbone,
@@ -171,7 +181,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from adapterhub import registry
 
-    manifest = registry.show(args.id, store=args.store)
+    manifest = registry.show(args.id, store=_source_or_store(args))
     print(manifest.model_dump_json(indent=2))
     return 0
 

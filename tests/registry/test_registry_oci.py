@@ -152,6 +152,8 @@ def test_cli_remote_add_push_pull(backbone, lora_dir, tmp_path, oci_registry, ca
     assert main(["registry", "remote", "add", "shared", url]) == 0
     assert main(["registry", "remote", "list"]) == 0
     assert url in capsys.readouterr().out
+    assert main(["registry", "list", "--from", "shared"]) == 0
+    assert capsys.readouterr().err.strip() == "no entries"
     assert (
         main(["registry", "push", "langid/multi:1.0.0", "--to", "shared", "--store", str(store)])
         == 0
@@ -161,6 +163,11 @@ def test_cli_remote_add_push_pull(backbone, lora_dir, tmp_path, oci_registry, ca
         main(["registry", "pull", "langid/multi", "--from", "shared", "--store", str(theirs)]) == 0
     )
     assert "pulled langid/multi@adapterhub:1.0.0" in capsys.readouterr().out
+    assert main(["registry", "list", "--from", "shared", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in listed] == ["langid/multi@adapterhub:1.0.0"]
+    assert main(["registry", "show", "langid/multi", "--from", url]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "langid/multi@adapterhub:1.0.0"
     assert (
         main(
             [
