@@ -29,7 +29,6 @@ from adapterhub.registry.manifest import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
     CARD,
-    HEAD,
     MANIFEST,
     PAYLOAD_FILES,
     YANKED,
@@ -540,7 +539,6 @@ def import_adapter(
 
 
 __all__ = [
-    "HEAD",
     "export_bundle",
     "find",
     "gc",

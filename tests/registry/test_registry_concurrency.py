@@ -29,7 +29,14 @@ def _report(messages, *report):
     messages.join_thread()  # flush before os._exit skips the queue's own shutdown
 
 
+def _child_setup():
+    import torch
+
+    torch.set_num_threads(1)  # as DataLoader workers do: OpenMP pools do not survive fork
+
+
 def _race_child(adapter_dir, store, backbone_ref, barrier, messages):
+    _child_setup()
     try:
         barrier.wait(timeout=60)
         registry.publish(adapter_dir, ADAPTER_ID, backbone=backbone_ref, store=store)
@@ -122,6 +129,7 @@ def test_cli_racers_exit_non_zero_with_a_message(tiny_backbone_path, tmp_path):
 
 
 def _publish_forever(adapter_dir, store, backbone_ref, ready, minor):
+    _child_setup()
     ready.set()
     for patch in range(10_000):
         registry.publish(
