@@ -54,11 +54,19 @@ def _ref(backbone):
     return {"name": backbone.name, "fingerprint": backbone.fingerprint}
 
 
+def _warm_up(adapter_dir, tmp_path, backbone):
+    """Publish once before forking, so no child needs a lazy import (whose lock another thread
+    of a busy test session might hold at the moment of the fork)."""
+    registry.publish(adapter_dir, "warm/up:0.0.1", backbone=_ref(backbone), store=tmp_path / "warm")
+    registry.open_store(f"file://{tmp_path / 'warm-fs'}").ids()
+
+
 @pytest.mark.parametrize("kind", ["local", "fsspec-file"])
 def test_exactly_one_of_n_racing_publishers_wins(backbone, tmp_path, kind):
     racers = 8
     dirs = [make_lora_dir(backbone, tmp_path / f"a{i}", seed=i) for i in range(racers)]
     store = str(tmp_path / "store") if kind == "local" else f"file://{tmp_path / 'store'}"
+    _warm_up(dirs[0], tmp_path, backbone)
     barrier = FORK.Barrier(racers)
     messages = FORK.Queue()
     children = [
@@ -141,6 +149,7 @@ def test_a_publisher_killed_anywhere_leaves_no_visible_half_entry(backbone, tmp_
     store_dir = tmp_path / "store"
     adapter_dir = make_lora_dir(backbone, tmp_path / "adapter")
     store = LocalStore(store_dir)
+    _warm_up(adapter_dir, tmp_path, backbone)
     rng = random.Random(1234)
     leftovers = kills = 0
     while kills < 30 and (kills < 10 or leftovers == 0):
@@ -170,6 +179,7 @@ def test_a_killed_fsspec_publisher_leaves_only_an_invisible_claim(backbone, tmp_
     url = f"file://{root}"
     adapter_dir = make_lora_dir(backbone, tmp_path / "adapter")
     store = registry.open_store(url)
+    _warm_up(adapter_dir, tmp_path, backbone)
     rng = random.Random(99)
     claims = kills = 0
     while kills < 30 and (kills < 10 or claims == 0):
