@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"runtime load x{count} (resolve + verify + copy into a slot) ...", flush=True)
         rss_before_runtime = rss_bytes()
-        runtime = Runtime(backbone, registry=registry)
+        runtime = Runtime(backbone, registry=registry, max_resident=count)
         runtime_loads = []
         for adapter_id in ids:
             started = time.perf_counter()
@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                 "tensor_bytes_per_adapter": per_adapter_tensor,
                 "bank_bytes_per_adapter": per_adapter_slots,
                 "ratio": per_adapter_slots / per_adapter_tensor,
+                "bank_slots": max(b.capacity for b in runtime.banks.values()),
                 "rss_growth_per_adapter": (rss_after_runtime - rss_before_runtime)
                 / stats["resident"],
                 "safetensors_file_bytes": (folders[0] / "adapter_model.safetensors").stat().st_size,
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             name: {
                 "sentences_per_s": BATCH / statistics.median(values),
                 "vs_bare": paired_ratio(values, bare_times),
+                "vs_bare_best": min(bare_times) / min(values),
                 "batch_s": values,
                 "note": notes.get(name, ""),
             }
@@ -295,14 +297,16 @@ def report(results: dict) -> None:
     memory = results["memory"]
     http = results["http"]
     print(
-        "\n| configuration | sentences/s (median) | x bare (paired) | note |\n|---|---:|---:|---|"
+        "\n| configuration | sentences/s (median) | x bare (paired median) | x bare (best of rounds) "
+        "| note |\n|---|---:|---:|---:|---|"
     )
     for name, row in tp.items():
         if row["sentences_per_s"] is None:
-            print(f"| {name} | - | - | {row['note']} |")
+            print(f"| {name} | - | - | - | {row['note']} |")
         else:
             print(
-                f"| {name} | {row['sentences_per_s']:.1f} | {row['vs_bare']:.2f} | {row['note']} |"
+                f"| {name} | {row['sentences_per_s']:.1f} | {row['vs_bare']:.2f} | "
+                f"{row['vs_bare_best']:.2f} | {row['note']} |"
             )
     print(
         f"\nload-to-servable p50/p99: runtime {loads['runtime_load']['p50']:.2f}/"
@@ -326,7 +330,11 @@ def report(results: dict) -> None:
             f"embedding cosine to fp32 {e['cosine_mean']:.4f} (min {e['cosine_min']:.4f})"
         )
     targets = {
-        "runtime_64_vs_bare": (tp["runtime, 64 distinct"]["vs_bare"], ">= 0.9"),
+        "runtime_64_vs_bare (paired median)": (tp["runtime, 64 distinct"]["vs_bare"], ">= 0.9"),
+        "runtime_64_vs_bare (best of rounds)": (
+            tp["runtime, 64 distinct"]["vs_bare_best"],
+            ">= 0.9",
+        ),
         "load_p50_runtime_over_peft": (
             loads["runtime_load"]["p50"] / loads["peft_load_adapter"]["p50"],
             "<= 0.02",

@@ -37,14 +37,23 @@ ACTIVATIONS = {
 class Bank:
     """Stacked tensors ``{name: [capacity, *shape]}`` with a free list of slots.
 
-    Grows by ``chunk`` slots when full: the grown tensors are built aside and swapped in, so a
+    Starts with ``chunk`` slots and doubles when full, up to ``limit`` (the pool's
+    ``max_resident``; past it only while every slot is pinned, by ``chunk``), so loading N
+    adapters copies the bank O(log N) times. The grown tensors are built aside and swapped in, so a
     forward that is reading the old ones keeps reading valid data. Only the pool's loader (one
     at a time) mutates a bank.
     """
 
     def __init__(
-        self, shapes: dict[str, tuple[int, ...]], *, device: Any, dtype: Any, chunk: int
+        self,
+        shapes: dict[str, tuple[int, ...]],
+        *,
+        device: Any,
+        dtype: Any,
+        chunk: int,
+        limit: int | None = None,
     ) -> None:
+        self.limit = limit
         self.shapes = shapes
         self.device = device
         self.dtype = dtype
@@ -72,7 +81,11 @@ class Bank:
         return sum(t.numel() * t.element_size() for t in self.tensors.values())
 
     def _grow(self) -> None:
-        new_capacity = self.capacity + self.chunk
+        new_capacity = max(self.chunk, 2 * self.capacity)
+        if self.limit is not None and self.capacity < self.limit:
+            new_capacity = min(new_capacity, self.limit)
+        elif self.limit is not None:
+            new_capacity = self.capacity + self.chunk
         grown = {}
         for name, old in self.tensors.items():
             tensor = torch.zeros(
@@ -197,7 +210,9 @@ def _pre_hook(index: int):
             return None
         x = args[0].clone()  # the input may feed other modules too
         for group in step.ia3_in:
-            scale = group.bank.tensors["l"][group.slots].to(x.dtype).unsqueeze(1)  # [n, 1, in]
+            scale = (
+                group.bank.tensors["l"].index_select(0, group.slots).to(x.dtype).unsqueeze(1)
+            )  # [n, 1, in]
             if group.span:
                 x[group.span[0] : group.span[1]].mul_(scale)
             else:
@@ -217,7 +232,9 @@ def _post_hook(index: int):
             return None
         y = output
         for group in step.ia3_out:
-            scale = group.bank.tensors["l"][group.slots].to(y.dtype).unsqueeze(1)  # [n, 1, out]
+            scale = (
+                group.bank.tensors["l"].index_select(0, group.slots).to(y.dtype).unsqueeze(1)
+            )  # [n, 1, out]
             if group.span:
                 y[group.span[0] : group.span[1]].mul_(scale)
             else:
@@ -232,8 +249,8 @@ def _post_hook(index: int):
                 xa = x[start:stop].reshape(-1, a.shape[1]) @ a.T
                 y[start:stop].view(-1, b.shape[0]).addmm_(xa, b.T)
                 continue
-            a = bank["A"][group.slots]  # [n, r, in]
-            b = bank["B"][group.slots]  # [n, out, r], scaling folded in
+            a = bank["A"].index_select(0, group.slots)  # [n, r, in]
+            b = bank["B"].index_select(0, group.slots)  # [n, out, r], scaling folded in
             if group.span and x.dtype == y.dtype == a.dtype:
                 start, stop = group.span
                 y[start:stop].baddbmm_(
@@ -249,12 +266,14 @@ def _post_hook(index: int):
             h = y[group.span[0] : group.span[1]] if group.span else y.index_select(0, group.rows)
             hf = h.to(t["down_w"].dtype)  # [n, T, H]
             down = torch.baddbmm(
-                t["down_b"][slots].unsqueeze(1), hf, t["down_w"][slots].transpose(1, 2)
+                t["down_b"].index_select(0, slots).unsqueeze(1),
+                hf,
+                t["down_w"].index_select(0, slots).transpose(1, 2),
             )
             up = torch.baddbmm(
-                t["up_b"][slots].unsqueeze(1),
+                t["up_b"].index_select(0, slots).unsqueeze(1),
                 group.activation(down),
-                t["up_w"][slots].transpose(1, 2),
+                t["up_w"].index_select(0, slots).transpose(1, 2),
             ).to(y.dtype)
             if group.span:
                 h.add_(up)

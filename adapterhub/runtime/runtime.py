@@ -335,7 +335,13 @@ class Runtime:
         bank = self.banks.get(key)
         if bank is None:
             shapes = {name: tuple(t.shape) for name, t in part.tensors.items()}
-            bank = Bank(shapes, device=self.device, dtype=torch.float32, chunk=self.bank_chunk)
+            bank = Bank(
+                shapes,
+                device=self.device,
+                dtype=torch.float32,
+                chunk=self.bank_chunk,
+                limit=self.max_resident,
+            )
             self.banks[key] = bank
         return bank
 
