@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     parser.add_argument("--quantize", choices=["8bit"], default=None)
     parser.add_argument("--train-langs", default=None, help="comma-separated training languages")
     parser.add_argument("--stack-lang", default=None, help="train on this language adapter")
+    parser.add_argument("--eval-langs", default=None, help="comma-separated test languages")
     parser.add_argument("--data", default=None, help="your own CSV/JSONL/Parquet file or folder")
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--epochs", type=float, default=None)
@@ -80,6 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
         quantize=args.quantize,
         train_langs=_langs(args.train_langs),
         stack_lang=args.stack_lang,
+        eval_langs=_langs(args.eval_langs),
         data=args.data,
         max_steps=args.max_steps,
         epochs=args.epochs,
