@@ -175,14 +175,24 @@ class Runtime:
         return str(find(adapter, store=self.registry))
 
     def available(self) -> list[str]:
-        """Every adapter id the registry holds (yanked ones included; resolving skips them)."""
-        try:
-            from adapterhub.registry import search
+        """Every non-yanked adapter id the registry and its local upstreams (the project's
+        ``registry/``) offer; network remotes are resolved on demand, not listed."""
+        from adapterhub.registry import LocalStore, open_store
+        from adapterhub.registry.remotes import upstream_stores
 
-            return sorted(m.id for m in search(store=self.registry) if not m.yanked)
-        except Exception as exc:  # a remote store may be down; resident adapters still serve
+        found: set[str] = set()
+        try:
+            stores = [open_store(self.registry)]
+            stores += [s for s in upstream_stores() if isinstance(s, LocalStore)]
+        except Exception as exc:  # a broken remotes file must not take serving down
             log.warning("cannot list the registry %s: %s", self.registry, exc)
             return []
+        for store in stores:
+            try:
+                found.update(m.id for m in store.manifests() if not m.yanked)
+            except Exception as exc:  # one unreadable store; the others still list
+                log.warning("cannot list %s: %s", store, exc)
+        return sorted(found)
 
     def _exact(self, adapter: str) -> str | None:
         """The resident id a name refers to, without touching the registry when possible."""

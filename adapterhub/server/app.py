@@ -105,6 +105,8 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
             "request could never be queued; raise --max-queue or lower --max-inputs"
         )
     metrics = Metrics()
+    metrics.loads.inc(runtime.counters["loads"])  # preloaded before the app existed
+    metrics.evictions.inc(runtime.counters["evictions"])
     runtime.listeners.append(metrics.on_runtime_event)
     batcher = Batcher(
         runtime,
@@ -228,7 +230,13 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
 
     # ------------------------------------------------------------------ routes
 
-    @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS, tags=["predict"])
+    @app.post(
+        "/v1/predict",
+        response_model=PredictResponse,
+        response_model_exclude_none=True,
+        responses=_ERRORS,
+        tags=["predict"],
+    )
     async def predict(body: PredictRequest) -> PredictResponse:
         """Labels and scores per input (per word for token tasks) from one adapter or a stack."""
         check_inputs(body.inputs)

@@ -57,6 +57,9 @@ def test_serve_command_preloads_and_answers(tiny_backbone_path, zoo, tmp_path):
             "negative",
             "positive",
         }
+        assert "tokens" not in answer.json()["predictions"][0]  # no null fields
+        metrics = httpx.get(f"{url}/metrics").text
+        assert "adapterhub_adapter_loads_total 4.0" in metrics  # preloads count as loads
         headers = {"Authorization": "Bearer tok"}
         assert (
             httpx.post(f"{url}/v1/adapters/topic/x1@bulk:load", headers=headers).status_code == 200
