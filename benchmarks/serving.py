@@ -329,6 +329,14 @@ def report(results: dict) -> None:
             f"weights {e['weight_bytes'] / 2**20:.0f} MiB vs {e['fp32_weight_bytes'] / 2**20:.0f} MiB, "
             f"embedding cosine to fp32 {e['cosine_mean']:.4f} (min {e['cosine_min']:.4f})"
         )
+        acc = e["published_adapter"]
+        if "skipped" in acc:
+            print(f"  published adapter accuracy: skipped ({acc['skipped']})")
+        else:
+            print(
+                f"  {acc['adapter']} accuracy on {acc['test_texts']} test texts: fp32 "
+                f"{acc['accuracy_fp32']:.3f}, 8-bit {acc['accuracy_8bit']:.3f}"
+            )
     targets = {
         "runtime_64_vs_bare (paired median)": (tp["runtime, 64 distinct"]["vs_bare"], ">= 0.9"),
         "runtime_64_vs_bare (best of rounds)": (
@@ -461,7 +469,9 @@ def eight_bit(name, fp32_backbone, bare_model, inputs, count: int) -> dict:
     a = fp32_backbone.embed(SENTENCES)
     b = q.embed(SENTENCES)
     cosine = (a * b).sum(-1)
+    accuracy = published_adapter_accuracy(fp32_backbone, q)
     return {
+        "published_adapter": accuracy,
         "sentences_per_s": BATCH / statistics.median(times["8bit"]),
         "fp32_sentences_per_s": BATCH / statistics.median(times["fp32"]),
         "speed_vs_fp32": paired_ratio(times["8bit"], times["fp32"]),
@@ -470,8 +480,49 @@ def eight_bit(name, fp32_backbone, bare_model, inputs, count: int) -> dict:
         "rss_growth_loading_8bit": rss_8bit,
         "cosine_mean": float(cosine.mean()),
         "cosine_min": float(cosine.min()),
-        "note": "accuracy change of a published adapter: not measured here (no published "
-        "adapter in the registry when this ran); embedding cosine to fp32 instead",
+    }
+
+
+def published_adapter_accuracy(
+    fp32_backbone, q_backbone, adapter: str = "sentiment/de", lang: str = "de", limit: int = 256
+) -> dict:
+    """Accuracy of a published adapter on its language's test split, served by the runtime on
+    the fp32 and on the 8-bit backbone (the same adapter file: the fingerprints agree)."""
+    from adapterhub.data import load_dataset
+    from adapterhub.errors import AdapterHubError
+    from adapterhub.runtime import Runtime
+
+    try:
+        test = load_dataset("sentiment", [lang])["test"]
+        Runtime(fp32_backbone).load(adapter)
+    except AdapterHubError as exc:
+        return {"adapter": adapter, "skipped": str(exc)}
+    names = test.features["label"].names
+    texts = list(test["text"][:limit])
+    gold = [names[i] for i in test["label"][:limit]]
+    predictions = {}
+    for tag, backbone in (("fp32", fp32_backbone), ("8bit", q_backbone)):
+        runtime = Runtime(backbone)
+        labels = []
+        for start in range(0, len(texts), BATCH):
+            labels += [p["label"] for p in runtime.predict(adapter, texts[start : start + BATCH])]
+        predictions[tag] = labels
+    accuracy = {
+        tag: sum(p == g for p, g in zip(labels, gold)) / len(gold)
+        for tag, labels in predictions.items()
+    }
+    agreement = sum(a == b for a, b in zip(predictions["fp32"], predictions["8bit"])) / len(gold)
+    print(
+        f"  {adapter} on {len(gold)} {lang} test texts: accuracy fp32 {accuracy['fp32']:.3f}, "
+        f"8-bit {accuracy['8bit']:.3f} (same label on {agreement:.1%})",
+        flush=True,
+    )
+    return {
+        "adapter": adapter,
+        "test_texts": len(gold),
+        "accuracy_fp32": accuracy["fp32"],
+        "accuracy_8bit": accuracy["8bit"],
+        "label_agreement": agreement,
     }
 
 
