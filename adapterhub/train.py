@@ -434,8 +434,9 @@ def train(
         raise UsageError("the given backbone is not quantized as the recipe asks")
 
     set_seed(recipe.seed)
+    backbone_parameters = sum(p.numel() for p in backbone.model.parameters())
     task, parents = build_model(recipe, backbone, data.labels, copy_model=copy_model)
-    parameters = methods.count_parameters(task, backbone.model)
+    parameters = methods.count_parameters(task, backbone_parameters)
     adapter_only = sum(
         p.numel()
         for n, p in task.named_parameters()

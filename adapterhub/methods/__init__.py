@@ -233,10 +233,16 @@ def load_adapter(
     return adapted
 
 
-def count_parameters(adapted: nn.Module, backbone_model: nn.Module) -> dict[str, Any]:
-    """Trainable parameters and their share of the backbone's parameters."""
+def count_parameters(adapted: nn.Module, backbone_model: nn.Module | int) -> dict[str, Any]:
+    """Trainable parameters and their share of the backbone's parameters.
+
+    Pass the backbone's parameter count (an int) when PEFT has injected layers into the
+    backbone model itself, so the adapter is not counted as backbone."""
     trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in backbone_model.parameters())
+    if isinstance(backbone_model, int):
+        total = backbone_model
+    else:
+        total = sum(p.numel() for p in backbone_model.parameters())
     return {
         "trainable": trainable,
         "backbone": total,

@@ -57,6 +57,7 @@ def test_loss_falls_and_save_then_load_gives_identical_logits(
     factor = 0.95 if task == "mlm" else 0.9  # random masks make the MLM loss noisier
     assert last < first * factor, f"{method}/{task}: loss went {first:.3f} -> {last:.3f}"
     assert 0 < result.parameters["trainable"] < result.parameters["backbone"]
+    assert result.parameters["backbone"] == sum(p.numel() for p in tiny_backbone.model.parameters())
 
     out = tmp_path / "out"
     for name in ("adapter_config.json", "adapter_model.safetensors", "recipe.yaml", "metrics.json"):
