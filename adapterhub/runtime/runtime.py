@@ -296,8 +296,9 @@ class Runtime:
                 prefix=_recipe_prefix(manifest, self.prefix),
             )
             self._make_room(slot_bytes)
-            with self._lock:
-                slots = [bank.allocate() for _, bank in planned]
+            # under the load lock only: a bank that grows copies itself aside (maybe hundreds of
+            # MB) while requests keep pinning and releasing; free-list appends and pops are atomic
+            slots = [bank.allocate() for _, bank in planned]
             for (part, bank), slot in zip(planned, slots):
                 bank.write(slot, part.tensors)
                 resident.entries.append(
