@@ -242,7 +242,8 @@ def _post_hook(index: int):
         for group in step.lora:
             x = args[0]
             bank = group.bank.tensors
-            if group.single is not None and group.span and x.dtype == y.dtype == bank["A"].dtype:
+            same_dtype = x.dtype == y.dtype == bank["A"].dtype
+            if group.single is not None and group.span and same_dtype and y.is_contiguous():
                 # one adapter for the whole span: plain matmuls, no gather
                 start, stop = group.span
                 a, b = bank["A"][group.single], bank["B"][group.single]  # [r, in], [out, r]
@@ -251,7 +252,7 @@ def _post_hook(index: int):
                 continue
             a = bank["A"].index_select(0, group.slots)  # [n, r, in]
             b = bank["B"].index_select(0, group.slots)  # [n, out, r], scaling folded in
-            if group.span and x.dtype == y.dtype == a.dtype:
+            if group.span and same_dtype:
                 start, stop = group.span
                 y[start:stop].baddbmm_(
                     torch.bmm(x[start:stop], a.transpose(1, 2)), b.transpose(1, 2)
