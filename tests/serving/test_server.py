@@ -298,7 +298,7 @@ def test_full_queue_answers_429_with_retry_after(tiny_backbone, zoo):
 
     runtime = Runtime(tiny_backbone, registry=zoo.registry)
     # a long batching window keeps the first requests counted as queued while the next arrive
-    config = ServerConfig(max_queue=4, max_inputs=2, max_wait_ms=1500, max_batch_tokens=100_000)
+    config = ServerConfig(max_queue=4, max_inputs=2, max_wait_ms=4000, max_batch_tokens=100_000)
     with ServerThread(create_app(runtime, config)) as running:
         body = {"adapter": "sentiment/de@team", "inputs": ["a", "b"]}
         runtime.load("sentiment/de@team")
@@ -309,7 +309,13 @@ def test_full_queue_answers_429_with_retry_after(tiny_backbone, zoo):
                     asyncio.create_task(client.post(f"{running.url}/v1/predict", json=body))
                     for _ in range(2)
                 ]
-                await asyncio.sleep(0.5)
+                # wait until both sit in the queue (the gauge), then overflow it
+                deadline = time.monotonic() + 3
+                while time.monotonic() < deadline:
+                    metrics = (await client.get(f"{running.url}/metrics")).text
+                    if "adapterhub_queue_inputs 4.0" in metrics:
+                        break
+                    await asyncio.sleep(0.05)
                 third = await client.post(f"{running.url}/v1/predict", json=body)
                 return third, await asyncio.gather(*first)
 
