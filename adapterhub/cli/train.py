@@ -99,7 +99,7 @@ def run_train(args: argparse.Namespace) -> int:
         store=args.store,
         progress=not args.no_progress,
     )
-    if result.output_dir is None:  # not the main process
+    if not result.metrics:  # another rank of a distributed run: the main process reports
         return 0
     for lang, values in result.metrics.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k not in ("examples",))
