@@ -1,6 +1,6 @@
 """Registry timings on adapters shaped like the default backbone's (not a test).
 
-Run: ``OMP_NUM_THREADS=1 python tests/registry/bench_registry.py``. Builds a random BERT with the
+Run: ``OMP_NUM_THREADS=1 python benchmarks/registry.py``. Builds a random BERT with the
 e5-small shapes (hidden 384, 12 layers), an r=8 LoRA on query/value (~596 KB) with a 3-label head,
 and prints milliseconds per publish, resolve, verify-with-backbone, search, and OCI push/pull
 against a loopback docker-registry (when installed).
@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).parent))
+# The loopback docker-registry launcher is shared with the OCI tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "registry"))
 
 
 def _per_call_ms(func, repeats: int) -> float:
