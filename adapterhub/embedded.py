@@ -360,19 +360,6 @@ def tokenizer_json_for(model: E5Bin, full_tokenizer: dict) -> dict:
     return cut
 
 
-TOKENIZER_CONFIG = {
-    "tokenizer_class": "XLMRobertaTokenizer",
-    "model_max_length": 512,
-    "bos_token": "<s>",
-    "eos_token": "</s>",
-    "sep_token": "</s>",
-    "cls_token": "<s>",
-    "unk_token": "<unk>",
-    "pad_token": "<pad>",
-    "mask_token": "<mask>",
-    "padding_side": "right",
-    "clean_up_tokenization_spaces": True,
-}
 SPECIAL_TOKENS_MAP = {
     "bos_token": "<s>",
     "eos_token": "</s>",
@@ -381,6 +368,13 @@ SPECIAL_TOKENS_MAP = {
     "unk_token": "<unk>",
     "pad_token": "<pad>",
     "mask_token": "<mask>",
+}
+TOKENIZER_CONFIG = {
+    "tokenizer_class": "XLMRobertaTokenizer",
+    "model_max_length": 512,
+    **SPECIAL_TOKENS_MAP,
+    "padding_side": "right",
+    "clean_up_tokenization_spaces": True,
 }
 
 

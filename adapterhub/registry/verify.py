@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import struct
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,12 +180,15 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
 
     path = _regular_file(Path(path), "a weights file")
     header, metadata = read_safetensors_header(path)
+    raw = path.read_bytes()
     try:
-        tensors = load_bytes(path.read_bytes())
+        tensors = load_bytes(raw)
     except Exception as exc:  # the library's own checks, after ours
         raise IntegrityError(f"{path} is not a valid safetensors file ({exc})") from exc
     if set(tensors) != set(header):
         raise IntegrityError(f"{path}: tensors do not match the header")
+    if _all_finite_at_once(raw, header):
+        return tensors, metadata
     for name, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise IntegrityError(
@@ -192,6 +196,26 @@ def load_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
                 "(retrain it, e.g. with a lower learning rate)"
             )
     return tensors, metadata
+
+
+_NUMPY_FLOATS = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
+
+
+def _all_finite_at_once(raw: bytes, header: dict[str, dict]) -> bool:
+    """One vectorised check when every tensor has the same numpy float dtype (the usual adapter).
+
+    The header was validated: its spans tile the data section exactly. Returns False when the
+    check does not apply or finds a non-finite value, so the caller looks tensor by tensor (and
+    names the culprit).
+    """
+    import numpy as np
+
+    dtypes = {info["dtype"] for info in header.values()}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in _NUMPY_FLOATS:
+        return False
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    data = np.frombuffer(raw, dtype=_NUMPY_FLOATS[dtypes.pop()], offset=8 + header_len)
+    return bool(np.isfinite(data).all())
 
 
 def read_json_file(path: Path, what: str) -> dict[str, Any]:
@@ -304,10 +328,17 @@ def check_head(
     return labels, task_type
 
 
+_MODULES_BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _module(model: Any, key_module: str, where: Path, key: str) -> Any:
+    # Every load checks ~100 keys against the same backbone: look names up in one dict per model.
+    modules = _MODULES_BY_MODEL.get(model)
+    if modules is None:
+        modules = _MODULES_BY_MODEL[model] = dict(model.named_modules())
     try:
-        return model.get_submodule(key_module)
-    except AttributeError:
+        return modules[key_module]
+    except KeyError:
         raise IntegrityError(
             f"{where}: tensor {key!r} targets module {key_module!r}, which the backbone does "
             "not have (wrong backbone or a foreign adapter)"
