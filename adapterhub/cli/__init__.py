@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"adapterhub.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"adapterhub.cli.{name}":
-                continue  # an area not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"adapterhub.cli.{name}").register(subparsers)
     return parser
 
 
