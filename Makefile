@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 venv-main: $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[embedded]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e .
 
 venv-dev: $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[dev]"
