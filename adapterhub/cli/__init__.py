@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # bitsandbytes warns at import about optional 4-bit CPU kernels adapterhub never uses.
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
