@@ -423,8 +423,6 @@ def train(
     main = accelerator.is_main_process
     if data.message and main:
         log.warning(data.message)
-        if progress:
-            print(data.message)
     copy_model = backbone is not None
     if backbone is None:
         from adapterhub.backbone import load_backbone

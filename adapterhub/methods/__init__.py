@@ -127,8 +127,13 @@ class Adapted(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         if self.task_method in PEFT_METHODS:
+            # save_embedding_layers=False: the embeddings are frozen, and "auto" would look the
+            # base model's config up on the hub (a network call) to decide.
             self.encoder.save_pretrained(
-                str(directory), selected_adapters=[TASK_ADAPTER], safe_serialization=True
+                str(directory),
+                selected_adapters=[TASK_ADAPTER],
+                safe_serialization=True,
+                save_embedding_layers=False,
             )
             _strip_peft_readme(directory)
         elif self.task_method == "bottleneck":
