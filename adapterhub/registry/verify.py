@@ -90,29 +90,33 @@ def _regular_file(path: Path, what: str) -> Path:
     return path
 
 
-def read_safetensors_header(path: str | Path) -> tuple[dict[str, dict], dict[str, str]]:
+def read_safetensors_header(
+    path: str | Path, data: bytes | None = None
+) -> tuple[dict[str, dict], dict[str, str]]:
     """Validate a safetensors file's framing and header without loading tensors.
 
-    Returns ``(tensors, metadata)`` where tensors maps a name to ``{dtype, shape, data_offsets}``.
-    Refuses: a file too short for its header, a header length beyond the file, a header that is
-    not a JSON object, unknown dtypes, negative or inconsistent shapes, offsets that overlap,
-    leave gaps, or point past the end of the file.
+    ``data`` is the file's content when the caller already read it (then the file is not opened
+    again). Returns ``(tensors, metadata)`` where tensors maps a name to ``{dtype, shape,
+    data_offsets}``. Refuses: a file too short for its header, a header length beyond the file, a
+    header that is not a JSON object, unknown dtypes, negative or inconsistent shapes, offsets
+    that overlap, leave gaps, or point past the end of the file.
     """
     path = Path(path)
-    size = path.stat().st_size
+    size = len(data) if data is not None else path.stat().st_size
     if size > MAX_WEIGHTS_BYTES:
         raise IntegrityError(f"{path} is {size} bytes, over the {MAX_WEIGHTS_BYTES} byte cap")
-    with open(path, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise IntegrityError(f"{path} is truncated: no safetensors header")
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > size - 8 or header_len > MAX_HEADER_BYTES:
-            raise IntegrityError(
-                f"{path} claims a {header_len} byte header in a {size} byte file; "
-                "the file is truncated or not safetensors"
-            )
-        raw = handle.read(header_len)
+    if data is None:
+        with open(path, "rb") as handle:
+            data = handle.read(8 + MAX_HEADER_BYTES)
+    if len(data) < 8:
+        raise IntegrityError(f"{path} is truncated: no safetensors header")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > size - 8 or header_len > MAX_HEADER_BYTES:
+        raise IntegrityError(
+            f"{path} claims a {header_len} byte header in a {size} byte file; "
+            "the file is truncated or not safetensors"
+        )
+    raw = data[8 : 8 + header_len]
     try:
         header = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -173,14 +177,24 @@ def read_safetensors_header(path: str | Path) -> tuple[dict[str, dict], dict[str
     return header, metadata
 
 
-def load_safetensors(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
-    """Load a validated safetensors file; refuses non-finite floating-point values."""
+def load_safetensors(
+    path: str | Path, data: bytes | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Load a validated safetensors file; refuses non-finite floating-point values.
+
+    ``data``: the file's content as already read (and hashed) by the caller, so that the bytes
+    checked are the bytes loaded.
+    """
     import torch
     from safetensors.torch import load as load_bytes
 
-    path = _regular_file(Path(path), "a weights file")
-    header, metadata = read_safetensors_header(path)
-    raw = path.read_bytes()
+    path = Path(path)
+    if data is None:
+        path = _regular_file(path, "a weights file")
+        header, metadata = read_safetensors_header(path)  # refuses oversize files unread
+        data = path.read_bytes()
+    raw = data
+    header, metadata = read_safetensors_header(path, raw)
     try:
         tensors = load_bytes(raw)
     except Exception as exc:  # the library's own checks, after ours
@@ -218,12 +232,16 @@ def _all_finite_at_once(raw: bytes, header: dict[str, dict]) -> bool:
     return bool(np.isfinite(data).all())
 
 
-def read_json_file(path: Path, what: str) -> dict[str, Any]:
-    path = _regular_file(path, what)
-    if path.stat().st_size > MAX_CONFIG_BYTES:
+def read_json_file(path: Path, what: str, content: bytes | None = None) -> dict[str, Any]:
+    if content is None:
+        path = _regular_file(path, what)
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise IntegrityError(f"{path} is too large for {what}")
+        content = path.read_bytes()
+    if len(content) > MAX_CONFIG_BYTES:
         raise IntegrityError(f"{path} is too large for {what}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(content.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise IntegrityError(f"{path} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
@@ -258,8 +276,12 @@ class VerifiedAdapter:
     manifest: Manifest | None = None
 
 
-def check_files_against_manifest(folder: Path, manifest: Manifest) -> None:
-    """Every listed file present with its size and sha256; nothing unlisted."""
+def check_files_against_manifest(folder: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Every listed file present with its size and sha256; nothing unlisted.
+
+    Returns each file's content as hashed, so callers parse exactly the bytes that were checked
+    (a file swapped after the check is never loaded) and read each file once.
+    """
     allowed = set(manifest.files) | {MANIFEST, YANKED}
     for path in folder.iterdir():
         if path.name.startswith(".") and not path.is_symlink():
@@ -269,15 +291,26 @@ def check_files_against_manifest(folder: Path, manifest: Manifest) -> None:
                 f"{folder} holds {path.name!r}, which its manifest does not list; "
                 "the entry was tampered with (pull it again)"
             )
+    contents = {}
     for name, info in manifest.files.items():
         path = _regular_file(folder / name, f"{name} of {manifest.id}")
-        digest, size = sha256_file(path)
-        if size != info.bytes or digest != info.sha256:
+        size = path.stat().st_size
+        if size != info.bytes:  # refused unread: it may be huge
             raise IntegrityError(
-                f"{path}: sha256 {digest[:12]}… ({size} bytes) does not match the manifest's "
-                f"{info.sha256[:12]}… ({info.bytes} bytes); the file is corrupt or was "
-                f"tampered with (pull {manifest.id} again)"
+                f"{path} has {size} bytes but the manifest lists {info.bytes} bytes with sha256 "
+                f"{info.sha256[:12]}…; the file is corrupt or was tampered with "
+                f"(pull {manifest.id} again)"
             )
+        content = path.read_bytes()
+        digest = hashlib.sha256(content).hexdigest()
+        if len(content) != info.bytes or digest != info.sha256:
+            raise IntegrityError(
+                f"{path}: sha256 {digest[:12]}… ({len(content)} bytes) does not match the "
+                f"manifest's {info.sha256[:12]}… ({info.bytes} bytes); the file is corrupt or "
+                f"was tampered with (pull {manifest.id} again)"
+            )
+        contents[name] = content
+    return contents
 
 
 def check_backbone_fingerprint(manifest: Manifest, backbone: Any) -> None:
@@ -465,6 +498,7 @@ def verify_adapter_dir(
         raise IntegrityError(f"{folder} is not an adapter folder")
     refuse_pickles(folder)
     manifest = None
+    contents: dict[str, bytes] = {}
     if (folder / MANIFEST).exists() or require_manifest:
         manifest = Manifest.from_json(
             _regular_file(folder / MANIFEST, "the manifest").read_bytes(),
@@ -473,14 +507,16 @@ def verify_adapter_dir(
         yanked = folder / YANKED
         if yanked.is_file():
             manifest.yanked = True
-        check_files_against_manifest(folder, manifest)
+        contents = check_files_against_manifest(folder, manifest)
         if backbone is not None:
             check_backbone_fingerprint(manifest, backbone)
-    config = read_json_file(folder / ADAPTER_CONFIG, "the adapter config")
+    config = read_json_file(
+        folder / ADAPTER_CONFIG, "the adapter config", contents.get(ADAPTER_CONFIG)
+    )
     method = adapter_method(config, str(folder / ADAPTER_CONFIG))
     if manifest is not None and manifest.method != method:
         raise IntegrityError(f"{folder}: manifest says {manifest.method}, the config {method}")
-    weights, _ = load_safetensors(folder / ADAPTER_WEIGHTS)
+    weights, _ = load_safetensors(folder / ADAPTER_WEIGHTS, contents.get(ADAPTER_WEIGHTS))
     hidden = getattr(backbone, "hidden_size", None) if backbone is not None else None
     model = getattr(backbone, "model", None) if backbone is not None else None
     if method == "bottleneck":
@@ -499,7 +535,7 @@ def verify_adapter_dir(
     labels: list[str] = []
     task_type = None
     if (folder / HEAD).exists() or (manifest is not None and HEAD in manifest.files):
-        head, metadata = load_safetensors(folder / HEAD)
+        head, metadata = load_safetensors(folder / HEAD, contents.get(HEAD))
         labels, task_type = check_head(head, metadata, folder / HEAD, hidden)
         if manifest is not None and manifest.labels and manifest.labels != labels:
             raise IntegrityError(f"{folder}: head labels {labels} differ from the manifest's")
