@@ -54,11 +54,22 @@ def _ref(backbone):
     return {"name": backbone.name, "fingerprint": backbone.fingerprint}
 
 
-def _warm_up(adapter_dir, tmp_path, backbone):
+def _warm_up(adapter_dir, tmp_path, backbone, store_url=None):
     """Publish once before forking, so no child needs a lazy import (whose lock another thread
-    of a busy test session might hold at the moment of the fork)."""
+    of a busy test session might hold at the moment of the fork).
+
+    Returns how long one publish into a store of the kind under test takes here and now, so
+    kills can be spread over a few publishes however loaded the machine is."""
     registry.publish(adapter_dir, "warm/up:0.0.1", backbone=_ref(backbone), store=tmp_path / "warm")
     registry.open_store(f"file://{tmp_path / 'warm-fs'}").ids()
+    started = time.perf_counter()
+    registry.publish(
+        adapter_dir,
+        "warm/up:0.0.2",
+        backbone=_ref(backbone),
+        store=store_url or str(tmp_path / "warm"),
+    )
+    return time.perf_counter() - started
 
 
 @pytest.mark.parametrize("kind", ["local", "fsspec-file"])
@@ -149,11 +160,11 @@ def test_a_publisher_killed_anywhere_leaves_no_visible_half_entry(backbone, tmp_
     store_dir = tmp_path / "store"
     adapter_dir = make_lora_dir(backbone, tmp_path / "adapter")
     store = LocalStore(store_dir)
-    _warm_up(adapter_dir, tmp_path, backbone)
+    publish_s = _warm_up(adapter_dir, tmp_path, backbone)
     rng = random.Random(1234)
     leftovers = kills = 0
-    while kills < 30 and (kills < 10 or leftovers == 0):
-        _start_and_kill(adapter_dir, str(store_dir), backbone, kills, rng)
+    while kills < 60 and (kills < 10 or leftovers == 0):
+        _start_and_kill(adapter_dir, str(store_dir), backbone, kills, rng, publish_s)
         kills += 1
         # every visible entry is whole; no entry folder exists without its manifest
         for aid in store.ids():
@@ -179,11 +190,11 @@ def test_a_killed_fsspec_publisher_leaves_only_an_invisible_claim(backbone, tmp_
     url = f"file://{root}"
     adapter_dir = make_lora_dir(backbone, tmp_path / "adapter")
     store = registry.open_store(url)
-    _warm_up(adapter_dir, tmp_path, backbone)
+    publish_s = _warm_up(adapter_dir, tmp_path, backbone, f"file://{tmp_path / 'warm-fs'}")
     rng = random.Random(99)
     claims = kills = 0
-    while kills < 30 and (kills < 10 or claims == 0):
-        _start_and_kill(adapter_dir, url, backbone, kills, rng)
+    while kills < 60 and (kills < 10 or claims == 0):
+        _start_and_kill(adapter_dir, url, backbone, kills, rng, publish_s)
         kills += 1
         visible = store.ids()
         for aid in visible:  # whatever is visible fetches and verifies whole
@@ -204,14 +215,15 @@ def _uncommitted_claims(root):
     return [c for c in root.glob("*/*/*/*/.claim") if not (c.parent / "manifest.json").exists()]
 
 
-def _start_and_kill(adapter_dir, store, backbone, minor, rng):
+def _start_and_kill(adapter_dir, store, backbone, minor, rng, publish_s):
     ready = FORK.Event()
     child = FORK.Process(
         target=_publish_forever, args=(adapter_dir, store, _ref(backbone), ready, minor)
     )
     child.start()
     assert ready.wait(timeout=60), f"publisher {minor} did not start (exit {child.exitcode})"
-    time.sleep(rng.uniform(0.0, 0.25))
+    # anywhere within the first few publishes, scaled to this machine's current speed
+    time.sleep(rng.uniform(0.0, max(0.25, 3 * publish_s)))
     os.kill(child.pid, signal.SIGKILL)
     child.join(timeout=30)
     assert child.exitcode == -signal.SIGKILL
