@@ -82,12 +82,15 @@ def list_remotes() -> dict[str, dict]:
     return remotes
 
 
+def _open_remote(info: dict) -> Store:
+    return open_store(info["url"], read_only=bool(info.get("read_only")))
+
+
 def remote_store(name_or_url: str) -> Store:
     """A remote by name, or a store from a URL/path given directly."""
     remotes = list_remotes()
     if name_or_url in remotes:
-        info = remotes[name_or_url]
-        return open_store(info["url"], read_only=bool(info.get("read_only")))
+        return _open_remote(remotes[name_or_url])
     if "://" in name_or_url or "/" in name_or_url or name_or_url.startswith("."):
         return open_store(name_or_url)
     raise NotFoundError(
@@ -98,7 +101,8 @@ def remote_store(name_or_url: str) -> Store:
 
 def upstream_stores() -> list[Store]:
     """Every remote, in the order :func:`adapterhub.registry.resolve` consults them."""
-    return [remote_store(name) for name in list_remotes()]
+    # One read of remotes.json per resolve (this sits on the serving runtime's load path).
+    return [_open_remote(info) for info in list_remotes().values()]
 
 
 __all__ = [
