@@ -361,8 +361,15 @@ def resolve(
     the first source and entries are cached in the default local store. With ``backbone``, the
     fingerprint and shapes are checked too.
     """
-    upstreams = list(upstream_stores() if sources is None else sources)
     target = open_store(store)
+    exact = AdapterId.parse(adapter_id)
+    if isinstance(target, LocalStore) and exact.is_exact and target.exists(exact):
+        # the serving runtime's load path: an exact id already here needs no remote consulted
+        path = target.entry_path(exact)
+        if verify:
+            verify_adapter_dir(path, backbone, require_manifest=True)
+        return path
+    upstreams = list(upstream_stores() if sources is None else sources)
     if isinstance(target, LocalStore):
         local = target
     else:

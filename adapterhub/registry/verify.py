@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import struct
+import sys
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,10 +196,13 @@ def load_safetensors(
         data = path.read_bytes()
     raw = data
     header, metadata = read_safetensors_header(path, raw)
-    try:
-        tensors = load_bytes(raw)
-    except Exception as exc:  # the library's own checks, after ours
-        raise IntegrityError(f"{path} is not a valid safetensors file ({exc})") from exc
+    if sys.byteorder == "little":
+        tensors = _tensors_from_bytes(raw, header)  # the header was parsed and checked once
+    else:
+        try:
+            tensors = load_bytes(raw)
+        except Exception as exc:  # the library's own checks, after ours
+            raise IntegrityError(f"{path} is not a valid safetensors file ({exc})") from exc
     if set(tensors) != set(header):
         raise IntegrityError(f"{path}: tensors do not match the header")
     if _all_finite_at_once(raw, header):
@@ -213,6 +217,41 @@ def load_safetensors(
 
 
 _NUMPY_FLOATS = {"F16": "<f2", "F32": "<f4", "F64": "<f8"}
+_TORCH_DTYPES = {
+    "BOOL": "bool", "U8": "uint8", "I8": "int8", "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2", "I16": "int16", "U16": "uint16", "F16": "float16",
+    "BF16": "bfloat16", "I32": "int32", "U32": "uint32", "F32": "float32", "I64": "int64",
+    "U64": "uint64", "F64": "float64",
+}  # fmt: skip
+
+
+def _tensors_from_bytes(raw: bytes, header: dict[str, dict]) -> dict[str, Any]:
+    """Tensors over one writable copy of a validated file's data section (little-endian host).
+
+    ``read_safetensors_header`` has checked every dtype, shape and span, so this only slices:
+    parsing the header a second time (as ``safetensors.torch.load`` would) is the cost it saves.
+    """
+    import torch
+
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    buffer = bytearray(memoryview(raw)[8 + header_len :])
+    tensors = {}
+    for name, info in header.items():
+        dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]], None)
+        if dtype is None:
+            raise IntegrityError(f"tensor {name!r}: dtype {info['dtype']} needs a newer torch")
+        start, end = info["data_offsets"]
+        size = _DTYPE_BYTES[info["dtype"]]
+        if end == start:
+            tensors[name] = torch.empty(info["shape"], dtype=dtype)
+        elif start % size:  # unaligned for its dtype: give it its own buffer
+            own = bytearray(buffer[start:end])
+            tensors[name] = torch.frombuffer(own, dtype=dtype).view(info["shape"])
+        else:
+            count = (end - start) // size
+            flat = torch.frombuffer(buffer, dtype=dtype, count=count, offset=start)
+            tensors[name] = flat.view(info["shape"])
+    return tensors
 
 
 def _all_finite_at_once(raw: bytes, header: dict[str, dict]) -> bool:

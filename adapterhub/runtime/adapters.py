@@ -2,8 +2,8 @@
 
 LoRA and IA3 folders are PEFT's own files: keys ``base_model.model.<module>.lora_A.weight`` (and
 ``lora_B``, ``ia3_l``). The LoRA scaling (``alpha / r``, or ``alpha / sqrt(r)`` with rsLoRA, and
-PEFT's per-module ``rank_pattern`` / ``alpha_pattern``) is folded into ``B`` here, once, so the
-hot path is two matrix products. Bottleneck folders are FORMAT.md's ``layers.{i}.down|up``.
+PEFT's per-module ``rank_pattern`` / ``alpha_pattern``) is folded into ``B`` as it is copied into
+its slot, once, so the hot path is two matrix products. Bottleneck folders are FORMAT.md's ``layers.{i}.down|up``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ class Part:
     kind: str  # lora | ia3_in | ia3_out | bottleneck
     tensors: dict[str, torch.Tensor]
     activation: str = ""
+    scales: dict[str, float] = field(default_factory=dict)  # multiply these tensors in the slot
 
     @property
     def bank_key(self) -> tuple:
-        shapes = tuple((name, tuple(t.shape)) for name, t in sorted(self.tensors.items()))
+        shapes = tuple(sorted((name, t.shape) for name, t in self.tensors.items()))
         return (self.module, self.kind, shapes, self.activation)
 
 
@@ -41,7 +42,8 @@ class Parts:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for p in self.parts for t in p.tensors.values())
+        """Bytes of the tensors as the fp32 banks hold them."""
+        return 4 * sum(t.numel() for p in self.parts for t in p.tensors.values())
 
 
 def _pattern_value(patterns: dict[str, Any] | None, module: str, default: Any) -> Any:
@@ -80,13 +82,11 @@ def lora_parts(config: dict[str, Any], weights: dict[str, torch.Tensor], where: 
             raise IntegrityError(f"{where}: tensor {key!r} is not a LoRA Linear weight")
     result = Parts()
     for module, pair in sorted(pairs.items()):
-        a, b = pair["lora_A"].float(), pair["lora_B"].float()
+        a, b = pair["lora_A"], pair["lora_B"]
         rank = a.shape[0]
         alpha = _pattern_value(config.get("alpha_pattern"), module, config.get("lora_alpha", rank))
         scaling = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
-        result.parts.append(
-            Part(module, "lora", {"A": a.contiguous(), "B": (b * scaling).contiguous()})
-        )
+        result.parts.append(Part(module, "lora", {"A": a, "B": b}, scales={"B": float(scaling)}))
     return result
 
 

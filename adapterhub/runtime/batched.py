@@ -17,6 +17,7 @@ its tensors into free slots; nothing about the model's modules changes.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -64,17 +65,12 @@ class Bank:
             for name, shape in shapes.items()
         }
         self.free: list[int] = []
+        size = torch.tensor([], dtype=dtype).element_size()
+        self._slot_bytes = sum(math.prod(shape) * size for shape in shapes.values())
 
     @property
     def slot_bytes(self) -> int:
-        size = torch.tensor([], dtype=self.dtype).element_size()
-        total = 0
-        for shape in self.shapes.values():
-            count = 1
-            for dim in shape:
-                count *= dim
-            total += count * size
-        return total
+        return self._slot_bytes
 
     @property
     def nbytes(self) -> int:
@@ -102,9 +98,16 @@ class Bank:
             self._grow()
         return self.free.pop()
 
-    def write(self, slot: int, values: dict[str, torch.Tensor]) -> None:
+    def write(
+        self, slot: int, values: dict[str, torch.Tensor], scales: dict[str, float] | None = None
+    ) -> None:
+        """Copy (and cast) each tensor into the slot; multiply the ones ``scales`` names."""
         for name, value in values.items():
-            self.tensors[name][slot].copy_(value.reshape(self.shapes[name]))
+            target = self.tensors[name][slot]
+            target.copy_(value.reshape(self.shapes[name]))
+            scale = (scales or {}).get(name)
+            if scale is not None and scale != 1.0:
+                target.mul_(scale)
 
     def release(self, slot: int) -> None:
         self.free.append(slot)

@@ -149,6 +149,7 @@ class Runtime:
         self.tokenizer = backbone.tokenizer
         self.device = next(self.model.parameters()).device
         self.registry = registry
+        self._opened_registry: Any = None
         self.max_resident = max_resident
         self.memory_budget = int(memory_budget_mb * 2**20) if memory_budget_mb else None
         self.prefix = prefix
@@ -172,7 +173,15 @@ class Runtime:
         """The exact id an adapter reference means (``sentiment/de`` -> the newest version)."""
         from adapterhub.registry import find
 
-        return str(find(adapter, store=self.registry))
+        return str(find(adapter, store=self._registry_store()))
+
+    def _registry_store(self) -> Any:
+        """The registry, opened on first use and kept (a load must not re-open it)."""
+        if self._opened_registry is None:
+            from adapterhub.registry import open_store
+
+            self._opened_registry = open_store(self.registry)
+        return self._opened_registry
 
     def available(self) -> list[str]:
         """Every non-yanked adapter id the registry and its local upstreams (the project's
@@ -235,7 +244,7 @@ class Runtime:
         def read():
             from adapterhub.registry import open_adapter
 
-            return open_adapter(exact, self.backbone, store=self.registry)
+            return open_adapter(exact, self.backbone, store=self._registry_store())
 
         return self._place(exact, read, pin)
 
@@ -300,7 +309,7 @@ class Runtime:
             # MB) while requests keep pinning and releasing; free-list appends and pops are atomic
             slots = [bank.allocate() for _, bank in planned]
             for (part, bank), slot in zip(planned, slots):
-                bank.write(slot, part.tensors)
+                bank.write(slot, part.tensors, part.scales)
                 resident.entries.append(
                     Entry(self.modules[part.module], part.kind, bank, slot, part.activation)
                 )

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from adapterhub import registry
 from adapterhub.errors import BackboneMismatchError, IntegrityError
 from adapterhub.registry.bundle import extract_bundle
-from adapterhub.registry.verify import read_safetensors_header
+from adapterhub.registry.verify import load_safetensors, read_safetensors_header
 
 
 class _Detonator:
@@ -246,6 +246,43 @@ def test_lying_or_truncated_safetensors_are_refused(tmp_path, content, match):
     path.write_bytes(content)
     with pytest.raises(IntegrityError, match=match):
         read_safetensors_header(path)
+
+
+def test_tensors_read_from_checked_bytes_equal_the_safetensors_library(tmp_path):
+    # the runtime slices tensors out of the bytes it hashed; mixed dtypes put an F32 tensor at an
+    # offset that is not a multiple of 4, which must still load exactly
+    tensors = {
+        "a_half": torch.arange(3, dtype=torch.float16),
+        "b_float": torch.randn(2, 3),
+        "c_bf16": torch.randn(4).to(torch.bfloat16),
+        "d_long": torch.tensor([[-(2**40), 7]]),
+        "e_bool": torch.tensor([True, False, True]),
+        "f_scalar": torch.tensor(2.5),
+        "g_empty": torch.zeros(0, 4),
+    }
+    path = tmp_path / "mixed.safetensors"
+    save_file(tensors, str(path))
+    loaded, _ = load_safetensors(path, path.read_bytes())
+    expected = load_file(str(path))
+    assert set(loaded) == set(expected)
+    for name, tensor in expected.items():
+        assert loaded[name].dtype == tensor.dtype and loaded[name].shape == tensor.shape, name
+        assert torch.equal(loaded[name], tensor), name
+    loaded["b_float"].add_(1)  # writable, and not aliasing the caller's bytes
+    assert torch.equal(load_safetensors(path, path.read_bytes())[0]["b_float"], tensors["b_float"])
+    # written by hand: the F32 tensor starts at byte 6 of the data section
+    half, single = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float16), torch.tensor([0.1])
+    header = json.dumps(
+        {
+            "h": {"dtype": "F16", "shape": [3], "data_offsets": [0, 6]},
+            "s": {"dtype": "F32", "shape": [1], "data_offsets": [6, 10]},
+        }
+    ).encode()
+    data = half.numpy().tobytes() + single.numpy().tobytes()
+    unaligned = tmp_path / "unaligned.safetensors"
+    unaligned.write_bytes(struct.pack("<Q", len(header)) + header + data)
+    loaded, _ = load_safetensors(unaligned, unaligned.read_bytes())
+    assert torch.equal(loaded["h"], half) and torch.equal(loaded["s"], single)
 
 
 def test_a_truncated_real_adapter_is_refused(backbone, lora_dir, store_dir):
