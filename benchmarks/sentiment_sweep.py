@@ -65,7 +65,7 @@ VARIANTS: dict[str, list[str]] = {
 }  # fmt: skip
 
 
-def run(names: list[str], output: Path, parallel: int) -> None:
+def run(names: list[str], output: Path, parallel: int, keep: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     pending = list(names)
     running: list[tuple[str, subprocess.Popen]] = []
@@ -73,7 +73,7 @@ def run(names: list[str], output: Path, parallel: int) -> None:
         while pending and len(running) < parallel:
             name = pending.pop(0)
             cmd = [sys.executable, str(HERE / "sentiment_quality.py"), *COMMON, *VARIANTS[name]]
-            cmd += ["--output", str(output), "--name", name, "--keep", str(output / "adapters")]
+            cmd += ["--output", str(output), "--name", name, "--keep", str(keep)]
             log = open(output / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
             running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
         name, proc = running.pop(0)
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--output", default=str(RESULTS / "sweep"))
     parser.add_argument("--summarize", default=None, help="only tabulate this folder's JSON")
+    parser.add_argument("--keep", default="/tmp/adapterhub-sweep", help="adapter folders")
     args = parser.parse_args()
     folder = Path(args.summarize or args.output)
     if not args.summarize:
@@ -145,7 +146,7 @@ def main() -> None:
             raise SystemExit(
                 f"unknown variants: {', '.join(unknown)}; known: {', '.join(VARIANTS)}"
             )
-        run(names, folder, max(1, args.parallel))
+        run(names, folder, max(1, args.parallel), Path(args.keep))
     summary = summarize(folder)
     (RESULTS / "sentiment_sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
     (RESULTS / "sentiment_sweep.md").write_text(markdown(summary))
