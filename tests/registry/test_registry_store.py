@@ -213,6 +213,20 @@ def test_project_remote_and_named_remotes(backbone, lora_dir, tmp_path, monkeypa
     assert "team" not in registry.list_remotes()
 
 
+def test_an_exact_local_id_resolves_without_consulting_remotes(
+    backbone, lora_dir, store_dir, isolated_home
+):
+    # the serving runtime's load path: a remotes file that cannot be read must not matter for an
+    # entry already here, while anything that needs the remotes still reports the broken file
+    registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
+    (isolated_home / "remotes.json").write_text("{not json")
+    path = registry.resolve("sentiment/de@adapterhub:1.0.0", store=store_dir, backbone=backbone)
+    assert path == store_dir / "adapterhub/sentiment/de/1.0.0"
+    assert registry.open_adapter("sentiment/de:1.0.0", backbone, store=store_dir).path == path
+    with pytest.raises(RegistryError, match="remotes.json"):
+        registry.resolve("sentiment/de:2.0.0", store=store_dir)
+
+
 def test_bottleneck_adapters_publish_and_are_shape_checked(backbone, tmp_path, store_dir):
     from adapterhub.methods import bottleneck
 
