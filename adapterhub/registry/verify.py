@@ -197,7 +197,7 @@ def load_safetensors(
     raw = data
     header, metadata = read_safetensors_header(path, raw)
     if sys.byteorder == "little":
-        tensors = _tensors_from_bytes(raw, header)  # the header was parsed and checked once
+        tensors = _tensors_from_bytes(path, raw, header)  # the header was parsed and checked once
     else:
         try:
             tensors = load_bytes(raw)
@@ -225,7 +225,7 @@ _TORCH_DTYPES = {
 }  # fmt: skip
 
 
-def _tensors_from_bytes(raw: bytes, header: dict[str, dict]) -> dict[str, Any]:
+def _tensors_from_bytes(path: Path, raw: bytes, header: dict[str, dict]) -> dict[str, Any]:
     """Tensors over one writable copy of a validated file's data section (little-endian host).
 
     ``read_safetensors_header`` has checked every dtype, shape and span, so this only slices:
@@ -239,9 +239,13 @@ def _tensors_from_bytes(raw: bytes, header: dict[str, dict]) -> dict[str, Any]:
     for name, info in header.items():
         dtype = getattr(torch, _TORCH_DTYPES[info["dtype"]], None)
         if dtype is None:
-            raise IntegrityError(f"tensor {name!r}: dtype {info['dtype']} needs a newer torch")
+            raise IntegrityError(
+                f"{path}: tensor {name!r} has dtype {info['dtype']}, which this torch lacks"
+            )
         start, end = info["data_offsets"]
         size = _DTYPE_BYTES[info["dtype"]]
+        if info["dtype"] == "BOOL" and end > start and max(buffer[start:end]) > 1:
+            raise IntegrityError(f"{path}: BOOL tensor {name!r} holds bytes other than 0 and 1")
         if end == start:
             tensors[name] = torch.empty(info["shape"], dtype=dtype)
         elif start % size:  # unaligned for its dtype: give it its own buffer

@@ -283,6 +283,11 @@ def test_tensors_read_from_checked_bytes_equal_the_safetensors_library(tmp_path)
     unaligned.write_bytes(struct.pack("<Q", len(header)) + header + data)
     loaded, _ = load_safetensors(unaligned, unaligned.read_bytes())
     assert torch.equal(loaded["h"], half) and torch.equal(loaded["s"], single)
+    header = json.dumps({"b": {"dtype": "BOOL", "shape": [2], "data_offsets": [0, 2]}}).encode()
+    lying_bool = tmp_path / "bool.safetensors"
+    lying_bool.write_bytes(struct.pack("<Q", len(header)) + header + bytes([1, 7]))
+    with pytest.raises(IntegrityError, match="BOOL"):
+        load_safetensors(lying_bool, lying_bool.read_bytes())
 
 
 def test_a_truncated_real_adapter_is_refused(backbone, lora_dir, store_dir):
