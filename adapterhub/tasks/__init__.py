@@ -75,6 +75,16 @@ class Task(nn.Module):
         return self.encoder(**inputs).last_hidden_state
 
 
+class LabelHeadTask(Task):
+    """A task whose head is one dropout + Linear onto named labels (sequence and token)."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, labels: list[str], dropout: float):
+        super().__init__(encoder, hidden_size)
+        self.labels = list(labels)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, len(labels))
+
+
 def save_head(linear: nn.Linear, labels: list[str], task_type: str, directory: str | Path) -> Path:
     """Write ``head.safetensors`` exactly as docs/FORMAT.md says."""
     from safetensors.torch import save_file

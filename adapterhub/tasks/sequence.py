@@ -6,17 +6,11 @@ import torch
 from torch import nn
 
 from adapterhub.backbone import mean_pool
-from adapterhub.tasks import Task
+from adapterhub.tasks import LabelHeadTask
 
 
-class SequenceClassification(Task):
+class SequenceClassification(LabelHeadTask):
     task_type = "sequence"
-
-    def __init__(self, encoder: nn.Module, hidden_size: int, labels: list[str], dropout: float):
-        super().__init__(encoder, hidden_size)
-        self.labels = list(labels)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, len(labels))
 
     def collate(self, examples, tokenizer, max_length, generator=None):
         batch = tokenizer(

@@ -5,19 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adapterhub.tasks import Task
+from adapterhub.tasks import LabelHeadTask
 
 IGNORE = -100
 
 
-class TokenClassification(Task):
+class TokenClassification(LabelHeadTask):
     task_type = "token"
-
-    def __init__(self, encoder: nn.Module, hidden_size: int, labels: list[str], dropout: float):
-        super().__init__(encoder, hidden_size)
-        self.labels = list(labels)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, len(labels))
 
     def collate(self, examples, tokenizer, max_length, generator=None):
         encoded = tokenizer(
