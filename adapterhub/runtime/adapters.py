@@ -3,7 +3,8 @@
 LoRA and IA3 folders are PEFT's own files: keys ``base_model.model.<module>.lora_A.weight`` (and
 ``lora_B``, ``ia3_l``). The LoRA scaling (``alpha / r``, or ``alpha / sqrt(r)`` with rsLoRA, and
 PEFT's per-module ``rank_pattern`` / ``alpha_pattern``) is folded into ``B`` as it is copied into
-its slot, once, so the hot path is two matrix products. Bottleneck folders are FORMAT.md's ``layers.{i}.down|up``.
+its slot, once, so the hot path is two matrix products. Bottleneck folders are FORMAT.md's
+``layers.{i}.down|up``.
 """
 
 from __future__ import annotations

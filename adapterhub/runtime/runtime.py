@@ -186,12 +186,12 @@ class Runtime:
     def available(self) -> list[str]:
         """Every non-yanked adapter id the registry and its local upstreams (the project's
         ``registry/``) offer; network remotes are resolved on demand, not listed."""
-        from adapterhub.registry import LocalStore, open_store
+        from adapterhub.registry import LocalStore
         from adapterhub.registry.remotes import upstream_stores
 
         found: set[str] = set()
         try:
-            stores = [open_store(self.registry)]
+            stores = [self._registry_store()]
             stores += [s for s in upstream_stores() if isinstance(s, LocalStore)]
         except Exception as exc:  # a broken remotes file must not take serving down
             log.warning("cannot list the registry %s: %s", self.registry, exc)
