@@ -31,24 +31,21 @@ COMMON = [
     "--set", "max_length=256", "--set", "eval_every=100", "--set", "patience=5",
 ]  # fmt: skip
 QUERY = ["--set", "prefix='query: '"]
+R8 = ["--lora", "lora_r=8", "--lora", "lora_alpha=16"]  # the r=8 runs predate the r=12 recipe
 R12 = ["--lora", "lora_r=12", "--lora", "lora_alpha=24"]
 
 VARIANTS: dict[str, list[str]] = {
     # 1200 steps
     "probe": ["--steps", "1200", "--methods", "probe"],
-    "lora": ["--steps", "1200", "--methods", "lora", "--lora", "lora_r=8", "--lora", "lora_alpha=16"],
+    "lora": ["--steps", "1200", "--methods", "lora", *R8],
     "full": ["--steps", "1200", "--methods", "full"],
     "fullemb": ["--steps", "1200", "--methods", "full", "--full", "freeze=embeddings"],
-    "lora_lr2e3": ["--steps", "1200", "--methods", "lora", "--lora", "lora_r=8",
-                   "--lora", "lora_alpha=16", "--lora", "learning_rate=0.002"],
-    "lora_lr4e4": ["--steps", "1200", "--methods", "lora", "--lora", "lora_r=8",
-                   "--lora", "lora_alpha=16", "--lora", "learning_rate=0.0004"],
+    "lora_lr2e3": ["--steps", "1200", "--methods", "lora", *R8, "--lora", "learning_rate=0.002"],
+    "lora_lr4e4": ["--steps", "1200", "--methods", "lora", *R8, "--lora", "learning_rate=0.0004"],
     "lora_r12": ["--steps", "1200", "--methods", "lora", *R12],
-    "lora_query": ["--steps", "1200", "--methods", "lora", "--lora", "lora_r=8",
-                   "--lora", "lora_alpha=16", *QUERY],
+    "lora_query": ["--steps", "1200", "--methods", "lora", *R8, *QUERY],
     "all_probe": ["--steps", "1200", "--methods", "probe", "--set", "max_train_examples=null"],
-    "all_lora": ["--steps", "1200", "--methods", "lora", "--lora", "lora_r=8",
-                 "--lora", "lora_alpha=16", "--set", "max_train_examples=null"],
+    "all_lora": ["--steps", "1200", "--methods", "lora", *R8, "--set", "max_train_examples=null"],
     "all_full": ["--steps", "1200", "--methods", "full", "--set", "max_train_examples=null"],
     # 1000 steps, e5's "query: " prefix
     "probe_q": ["--steps", "1000", "--methods", "probe", *QUERY],
@@ -60,8 +57,7 @@ VARIANTS: dict[str, list[str]] = {
                      "--lora", "learning_rate=0.0006"],
     "lora12_q_lr12": ["--steps", "1000", "--methods", "lora", *QUERY, *R12,
                       "--lora", "learning_rate=0.0012"],
-    "lora8_q": ["--steps", "1000", "--methods", "lora", "--lora", "lora_r=8",
-                "--lora", "lora_alpha=16", *QUERY],
+    "lora8_q": ["--steps", "1000", "--methods", "lora", *R8, *QUERY],
 }  # fmt: skip
 
 
