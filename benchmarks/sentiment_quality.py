@@ -232,13 +232,14 @@ def main() -> None:
         return
 
     from adapterhub.backbone import load_backbone
-    from adapterhub.recipes import resolve_recipe
+    from adapterhub.recipes import load_recipe, recipe_from_dict
     from adapterhub.train import train
 
     common = parse_overrides(args.common)
     if args.steps:
         common["max_steps"] = args.steps
-    base = resolve_recipe("sentiment", lang="de", **common)
+    # Applied as given, None included: ``--set max_eval_examples=null`` means every test text.
+    base = recipe_from_dict({**load_recipe("sentiment").to_dict(), "lang": "de", **common}, "--set")
     lora, full = parse_overrides(args.lora), parse_overrides(args.full)
     device = "cuda" if torch_cuda() else "cpu"
     backbone = load_backbone(base.backbone, device=device)

@@ -60,6 +60,19 @@ VARIANTS: dict[str, list[str]] = {
     "lora8_q": ["--steps", "1000", "--methods", "lora", *R8, *QUERY],
 }  # fmt: skip
 
+# The same budget under several seeds: one run per seed, so a method's score is a mean (German's
+# 155 test texts alone move a single run by about 3 points). The probe has no seed.
+SEEDS = (42, 1, 2, 3)
+SEED_GROUPS: dict[str, list[str]] = {
+    "lora12": ["--steps", "1200", "--methods", "lora", *R12],
+    "lora8": ["--steps", "1200", "--methods", "lora", *R8],
+    "full": ["--steps", "1200", "--methods", "full"],
+}
+VARIANTS["seeds_probe"] = ["--steps", "1200", "--methods", "probe"]
+for _group, _flags in SEED_GROUPS.items():
+    for _seed in SEEDS:
+        VARIANTS[f"seeds_{_group}_s{_seed}"] = [*_flags, "--set", f"seed={_seed}"]
+
 
 def run(names: list[str], output: Path, parallel: int, keep: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
