@@ -10,12 +10,14 @@ their means (``--parallel 13`` runs them all at once on an H200 in about 8 minut
 
     python benchmarks/sentiment_sweep.py --parallel 8                  # run all, then summarise
     python benchmarks/sentiment_sweep.py --only lora,lora_r12          # some of them
+    python benchmarks/sentiment_sweep.py --only 'seeds_*' --parallel 13  # the seeds study
     python benchmarks/sentiment_sweep.py --summarize benchmarks/results/sweep   # table only
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import subprocess
 import sys
@@ -33,7 +35,7 @@ COMMON = [
     "--set", "max_length=256", "--set", "eval_every=100", "--set", "patience=5",
 ]  # fmt: skip
 QUERY = ["--set", "prefix='query: '"]
-R8 = ["--lora", "lora_r=8", "--lora", "lora_alpha=16"]  # the r=8 runs predate the r=12 recipe
+R8 = ["--lora", "lora_r=8", "--lora", "lora_alpha=16"]  # spelt out: the recipe was r=12 for a while
 R12 = ["--lora", "lora_r=12", "--lora", "lora_alpha=24"]
 
 VARIANTS: dict[str, list[str]] = {
@@ -229,7 +231,9 @@ def seeds_markdown(seeds: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=None, help="comma-separated variant names")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated variant names or patterns ('seeds_*')"
+    )
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--output", default=str(RESULTS / "sweep"))
     parser.add_argument("--summarize", default=None, help="only tabulate this folder's JSON")
@@ -237,8 +241,9 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.summarize or args.output)
     if not args.summarize:
-        names = args.only.split(",") if args.only else list(VARIANTS)
-        unknown = [n for n in names if n not in VARIANTS]
+        patterns = args.only.split(",") if args.only else ["*"]
+        names = [v for v in VARIANTS if any(fnmatch.fnmatchcase(v, p) for p in patterns)]
+        unknown = [p for p in patterns if not fnmatch.filter(VARIANTS, p)]
         if unknown:
             raise SystemExit(
                 f"unknown variants: {', '.join(unknown)}; known: {', '.join(VARIANTS)}"

@@ -63,6 +63,9 @@ def register(subparsers) -> None:
     )
     evaluate.add_argument("--max-examples", type=int, default=1000, help="per language")
     evaluate.add_argument("--backbone", default=None)
+    evaluate.add_argument(
+        "--quantize", default=None, choices=["8bit"], help="evaluate on the 8-bit backbone"
+    )
     evaluate.add_argument("--data", default=None, help="your own labelled test file instead")
     evaluate.add_argument("--output", default="eval", help="folder for JSON, Markdown and PNG")
     evaluate.set_defaults(func=run_eval)
@@ -124,7 +127,11 @@ def run_eval(args: argparse.Namespace) -> int:
     )
 
     langs = _langs(args.langs) or []
-    backbone = load_backbone(args.backbone) if args.backbone else load_backbone()
+    backbone = (
+        load_backbone(args.backbone, quantize=args.quantize)
+        if args.backbone
+        else load_backbone(quantize=args.quantize)
+    )
     adapters = list(args.adapters)
     if args.matrix and not adapters:
         if not args.task:

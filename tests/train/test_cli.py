@@ -76,6 +76,30 @@ def test_train_publishes_and_eval_writes_the_matrix(
     assert "| en |" in (tmp_path / "m" / "matrix.md").read_text()
 
 
+def test_eval_on_the_8bit_backbone_agrees_with_fp32(
+    tiny_backbone_path, sentiment_csv, recipe_file, tmp_path, capsys
+):
+    code = run(
+        "train", "--task", "sentiment", "--lang", "en", "--recipe", recipe_file,
+        "--data", sentiment_csv, "--backbone", tiny_backbone_path, "--no-progress",
+        "--no-publish", "--output", tmp_path / "en",
+    )  # fmt: skip
+    assert code == 0
+    scores = {}
+    for quantize in ([], ["--quantize", "8bit"]):
+        capsys.readouterr()
+        code = run(
+            "eval", tmp_path / "en", "--langs", "en", "--data", sentiment_csv,
+            "--backbone", tiny_backbone_path, "--output", tmp_path / "e", *quantize,
+        )  # fmt: skip
+        assert code == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("{"))
+        scores[bool(quantize)] = json.loads(line)["results"]["en"]
+    assert scores[True]["examples"] == scores[False]["examples"] > 0
+    assert abs(scores[True]["loss"] - scores[False]["loss"]) < 0.05
+    assert scores[True]["loss"] != scores[False]["loss"]  # the 8-bit weights did run
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
