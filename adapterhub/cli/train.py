@@ -62,7 +62,7 @@ def register(subparsers) -> None:
         "--metric", default=None, help="matrix metric (default accuracy, token_accuracy for pos)"
     )
     evaluate.add_argument("--max-examples", type=int, default=1000, help="per language")
-    evaluate.add_argument("--backbone", default=None)
+    evaluate.add_argument("--backbone", default="multilingual-e5-small")
     evaluate.add_argument(
         "--quantize", default=None, choices=["8bit"], help="evaluate on the 8-bit backbone"
     )
@@ -127,11 +127,7 @@ def run_eval(args: argparse.Namespace) -> int:
     )
 
     langs = _langs(args.langs) or []
-    backbone = (
-        load_backbone(args.backbone, quantize=args.quantize)
-        if args.backbone
-        else load_backbone(quantize=args.quantize)
-    )
+    backbone = load_backbone(args.backbone, quantize=args.quantize)
     adapters = list(args.adapters)
     if args.matrix and not adapters:
         if not args.task:

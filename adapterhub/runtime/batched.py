@@ -203,6 +203,16 @@ class plan_scope:
         _current.plan = self.previous
 
 
+def _scale_rows(t: torch.Tensor, groups: list[Group]) -> None:
+    """IA3: multiply each group's rows of ``t`` [batch, T, features] by its slot's vector."""
+    for group in groups:
+        scale = group.bank.tensors["l"].index_select(0, group.slots).to(t.dtype).unsqueeze(1)
+        if group.span:  # [n, 1, features]
+            t[group.span[0] : group.span[1]].mul_(scale)
+        else:
+            t.index_copy_(0, group.rows, t.index_select(0, group.rows) * scale)
+
+
 def _pre_hook(index: int):
     def hook(_module: nn.Module, args: tuple):
         plan = getattr(_current, "plan", None)
@@ -212,14 +222,7 @@ def _pre_hook(index: int):
         if step is None or not step.ia3_in:
             return None
         x = args[0].clone()  # the input may feed other modules too
-        for group in step.ia3_in:
-            scale = (
-                group.bank.tensors["l"].index_select(0, group.slots).to(x.dtype).unsqueeze(1)
-            )  # [n, 1, in]
-            if group.span:
-                x[group.span[0] : group.span[1]].mul_(scale)
-            else:
-                x.index_copy_(0, group.rows, x.index_select(0, group.rows) * scale)
+        _scale_rows(x, step.ia3_in)
         return (x, *args[1:])
 
     return hook
@@ -234,14 +237,7 @@ def _post_hook(index: int):
         if step is None:
             return None
         y = output
-        for group in step.ia3_out:
-            scale = (
-                group.bank.tensors["l"].index_select(0, group.slots).to(y.dtype).unsqueeze(1)
-            )  # [n, 1, out]
-            if group.span:
-                y[group.span[0] : group.span[1]].mul_(scale)
-            else:
-                y.index_copy_(0, group.rows, y.index_select(0, group.rows) * scale)
+        _scale_rows(y, step.ia3_out)
         for group in step.lora:
             x = args[0]
             bank = group.bank.tensors
