@@ -27,7 +27,8 @@ import torch
 
 from adapterhub.errors import IntegrityError, ServingError, UsageError
 from adapterhub.runtime import adapters as adapter_parts
-from adapterhub.runtime.batched import Bank, Entry, build_plan, install_hooks, plan_scope
+from adapterhub.runtime.banks import Bank
+from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
 
 log = logging.getLogger(__name__)
 
