@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adapterhub.embedded import SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG
+from adapterhub.backbone.embedded import SPECIAL_TOKENS_MAP, TOKENIZER_CONFIG
 
 # Words and characters of several languages and scripts, so tiny-backbone tests tokenise real text.
 _WORDS = (

@@ -52,7 +52,7 @@ def tiny_backbone(tiny_backbone_path):
 
 @pytest.fixture(scope="session")
 def real_backbone_path(test_home) -> Path:
-    from adapterhub import embedded
+    from adapterhub.backbone import embedded
 
     return embedded.provision("multilingual-e5-small")
 

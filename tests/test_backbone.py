@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from adapterhub import embedded, settings
-from adapterhub.backbone import fingerprint_folder, load_backbone
+from adapterhub import settings
+from adapterhub.backbone import embedded, fingerprint_folder, load_backbone
 from adapterhub.cli import main
 from adapterhub.errors import BackboneError, ProvisionError
 

@@ -29,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
 
 from adapterhub import settings
+from adapterhub.backbone.fingerprint import fingerprint_folder
 from adapterhub.errors import ProvisionError, UsageError
 
 log = logging.getLogger(__name__)
@@ -454,8 +456,6 @@ def _build(chosen: Variant, target: Path, download: bool, step: Callable[[str], 
     staging = Path(tempfile.mkdtemp(prefix=f".{chosen.name}.", dir=target.parent))
     try:
         step("writing model.safetensors")
-        from safetensors.numpy import save_file
-
         save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(bert_config(model), indent=2) + "\n")
         tokenizer = tokenizer_json_for(model, full_tokenizer)
@@ -464,8 +464,6 @@ def _build(chosen: Variant, target: Path, download: bool, step: Callable[[str], 
         (staging / "special_tokens_map.json").write_text(json.dumps(SPECIAL_TOKENS_MAP, indent=2))
 
         step("hashing files and fingerprinting weights")
-        from adapterhub.backbone import fingerprint_folder
-
         files = {
             path.name: {"sha256": sha256_file(path), "bytes": path.stat().st_size}
             for path in sorted(staging.iterdir())
