@@ -19,6 +19,14 @@ class UsageError(AdapterHubError):
     exit_code = 2
 
 
+class InputError(UsageError):
+    """One input of a request cannot be processed as given (no words, bad characters)."""
+
+
+class InputTooLongError(InputError):
+    """An input is longer than the adapter can read and cutting it would lose answers."""
+
+
 class BackboneError(AdapterHubError):
     """The backbone cannot be provisioned, found or loaded."""
 

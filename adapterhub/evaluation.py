@@ -12,56 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import datasets
-import evaluate
-
-
-class _ClassificationMetric(evaluate.Metric):
-    """Accuracy and macro-F1 over integer predictions and references."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="accuracy and macro-averaged F1 (adapterhub)",
-            citation="",
-            inputs_description="predictions and references: lists of label ids",
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
-
-    def _compute(self, predictions, references) -> dict[str, float]:
-        from sklearn.metrics import accuracy_score, f1_score
-
-        if not references:
-            return {"accuracy": 0.0, "macro_f1": 0.0}
-        labels = sorted(set(references))  # macro over the classes present in the references
-        return {
-            "accuracy": float(accuracy_score(references, predictions)),
-            "macro_f1": float(
-                f1_score(references, predictions, labels=labels, average="macro", zero_division=0)
-            ),
-        }
-
-
-_METRIC: _ClassificationMetric | None = None
-
-
-def classification_metrics(predictions: list[int], references: list[int]) -> dict[str, float]:
-    """``{"accuracy", "macro_f1"}``; for token tasks pass the words' first sub-tokens."""
-    global _METRIC
-    if _METRIC is None:
-        _METRIC = _ClassificationMetric()
-    return _METRIC.compute(predictions=list(predictions), references=list(references))
-
-
-def task_metrics(task_type: str, predictions: list[int], references: list[int]) -> dict[str, float]:
-    """The metric names each task type reports."""
-    values = classification_metrics(predictions, references)
-    if task_type == "token":
-        return {"token_accuracy": values["accuracy"], "macro_f1": values["macro_f1"]}
-    if task_type == "mlm":
-        return {"mlm_accuracy": values["accuracy"]}
-    return values
+from adapterhub.preprocessing import Preprocessing
 
 
 def primary(metrics: dict[str, float], name: str) -> float:
@@ -193,15 +144,16 @@ def _adapter_folder(adapter: str | Path, backbone) -> tuple[Path, dict[str, Any]
         recipe = data.get("recipe")
         if isinstance(recipe, dict):
             info["train_langs"] = recipe.get("train_langs") or [data["lang"]]
-            info["max_length"] = recipe.get("max_length", 128)
-            info["prefix"] = recipe.get("prefix", "")
+        record = data.get("preprocessing") or recipe
+        info["preprocessing"] = Preprocessing.from_dict(
+            record if isinstance(record, dict) else None
+        )
     elif recipe_file.is_file():
         import yaml
 
         recipe = yaml.safe_load(recipe_file.read_text()) or {}
         info.update(task=recipe.get("task"), lang=recipe.get("lang"))
-        info["max_length"] = recipe.get("max_length", 128)
-        info["prefix"] = recipe.get("prefix", "")
+        info["preprocessing"] = Preprocessing.from_dict(recipe)
     metrics_file = folder / "metrics.json"
     if metrics_file.is_file():
         info["train_langs"] = json.loads(metrics_file.read_text()).get("train_langs")
@@ -240,34 +192,30 @@ def evaluate_adapter(
         raise UsageError(f"{adapter} is a language adapter; evaluate the task adapters on it")
     model = load_task_model(folder, backbone, language_adapter=language_adapter)
     if data is not None:
-        kind = {"sequence": hubdata.TEXT_CLASSIFICATION, "token": hubdata.TOKEN_CLASSIFICATION}
-        dataset = hubdata.load_user_data(str(data), task=kind[spec.task_type])
+        dataset = hubdata.load_user_data(str(data), task=spec.type.data_kind)
     else:
         dataset = hubdata.load_dataset(spec.dataset, langs)
     if split not in dataset:
         raise DataError(f"dataset {spec.dataset!r} has no split {split!r}")
     rows = dataset[split].to_list()
-    names = (
-        dataset[split].features["label"].names
-        if spec.task_type == "sequence"
-        else dataset[split].features["tags"].feature.names
-    )
+    names = spec.type.labels(dataset[split].features)
     if list(names) != list(model.labels):
         raise UsageError(
             f"{adapter} predicts {model.labels} but {spec.dataset} has labels {list(names)}"
         )
-    prefix = info.get("prefix", "")
+    preprocessing = info.get("preprocessing") or Preprocessing()
     results = {}
     for lang in langs:
         chosen = _subset([r for r in rows if r["lang"] == lang], max_examples)
-        if prefix:
-            chosen = [{**r, "text": prefix + r["text"]} for r in chosen]
+        chosen = [
+            {**r, "text": preprocessing.apply(r["text"])} if "text" in r else r for r in chosen
+        ]
         if not chosen:
             raise DataError(f"{spec.dataset} has no {split} examples in {lang!r}")
         from adapterhub.train import evaluate_rows
 
         results[lang] = evaluate_rows(
-            model, chosen, backbone.tokenizer, int(info.get("max_length", 128)), batch_size
+            model, chosen, backbone.tokenizer, preprocessing.max_length, batch_size
         )
     return results
 

@@ -97,9 +97,7 @@ def prepare_data(recipe: Recipe) -> PreparedData:
     lang = _check_lang(recipe.lang)
     dataset_name = recipe.data or recipe.dataset or spec.dataset
     if recipe.data:
-        kind = {"sequence": hubdata.TEXT_CLASSIFICATION, "token": hubdata.TOKEN_CLASSIFICATION}
-        kind_name = kind.get(spec.task_type, hubdata.MASKED_LM)
-        dd = hubdata.load_user_data(recipe.data, task=kind_name)
+        dd = hubdata.load_user_data(recipe.data, task=spec.type.data_kind)
     elif spec.task_type == "sequence" and recipe.train_langs and lang == "multi":
         # langid over chosen languages: the label set is exactly those languages
         dd = hubdata.load_dataset(dataset_name, sorted(set(recipe.train_langs)))
@@ -109,12 +107,7 @@ def prepare_data(recipe: Recipe) -> PreparedData:
         name: dd[name].to_list() if name in dd else [] for name in ("train", "validation", "test")
     }
     features = dd["train"].features if "train" in dd else next(iter(dd.values())).features
-    if spec.task_type == "sequence":
-        labels = list(features["label"].names)
-    elif spec.task_type == "token":
-        labels = list(features["tags"].feature.names)
-    else:
-        labels = []
+    labels = spec.type.labels(features)
     for rows in splits.values():
         for row in rows:
             row.setdefault("lang", "und")
@@ -234,7 +227,7 @@ def _language_adapter(recipe: Recipe, backbone) -> tuple[Path, list[str]]:
 def build_model(recipe: Recipe, backbone, labels: list[str], *, copy_model: bool = True):
     """(task module, parents): adapter (and stack) on the backbone, plus a fresh head."""
     from adapterhub import methods
-    from adapterhub.tasks import build_task, get_task
+    from adapterhub.tasks import get_task
 
     spec = get_task(recipe.task)
     adapted = methods.wrap(backbone.model, copy_model=copy_model)
@@ -259,8 +252,7 @@ def build_model(recipe: Recipe, backbone, labels: list[str], *, copy_model: bool
         if recipe.freeze == "embeddings":
             adapted.base_model().get_input_embeddings().weight.requires_grad_(False)
     embeddings = adapted.base_model().get_input_embeddings()
-    task = build_task(
-        spec,
+    task = spec.type.model(
         adapted,
         backbone.hidden_size,
         labels,
@@ -279,7 +271,7 @@ def load_task_model(
     import torch
 
     from adapterhub import methods
-    from adapterhub.tasks import TASKS, build_task, load_head
+    from adapterhub.tasks import get_task_type, load_head
 
     adapter_dir = Path(adapter_dir)
     linear, labels, task_type = load_head(adapter_dir)
@@ -287,8 +279,7 @@ def load_task_model(
     if language_adapter is not None:
         methods.load_adapter(adapted, language_adapter, role=methods.LANGUAGE_ADAPTER)
     methods.load_adapter(adapted, adapter_dir)
-    spec = next(s for s in TASKS.values() if s.task_type == task_type)
-    task = build_task(spec, adapted, backbone.hidden_size, labels)
+    task = get_task_type(task_type).model(adapted, backbone.hidden_size, labels)
     with torch.no_grad():
         task.head.weight.copy_(linear.weight)
         task.head.bias.copy_(linear.bias)
@@ -302,8 +293,6 @@ def load_task_model(
 def evaluate_rows(task, rows: list[dict], tokenizer, recipe_or_max_length, batch_size: int = 64):
     """Metrics of ``task`` on ``rows`` (no gradient, eval mode restored afterwards)."""
     import torch
-
-    from adapterhub.evaluation import task_metrics
 
     max_length = getattr(recipe_or_max_length, "max_length", recipe_or_max_length)
     was_training = task.training
@@ -324,7 +313,7 @@ def evaluate_rows(task, rows: list[dict], tokenizer, recipe_or_max_length, batch
             predictions += got
             references += want
     task.train(was_training)
-    metrics = task_metrics(task.task_type, predictions, references)
+    metrics = task.task_type.compute_metrics(predictions, references)
     if losses:
         metrics["loss"] = sum(losses) / len(losses)
     metrics["examples"] = len(rows)
@@ -619,8 +608,8 @@ def _write_outputs(result, task, backbone, output: Path, data: PreparedData, bes
     recipe = result.recipe
     if recipe.method != "none":
         task.encoder.save(output, base_name=backbone.name)
-    if task.task_type in ("sequence", "token"):
-        save_head(task.head, data.labels, task.task_type, output)
+    if task.task_type.publishes_head:
+        save_head(task.head, data.labels, task.task_type.name, output)
     (output / "recipe.yaml").write_text(recipe.to_yaml())
     summary = {
         "task": recipe.task,

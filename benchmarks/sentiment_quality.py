@@ -71,7 +71,7 @@ def linear_probe(base, backbone) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from adapterhub.evaluation import classification_metrics
+    from adapterhub.tasks.metrics import classification_metrics
     from adapterhub.train import prepare_data
 
     started = time.perf_counter()

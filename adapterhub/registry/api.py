@@ -23,6 +23,7 @@ from adapterhub.errors import (
     RegistryError,
     UsageError,
 )
+from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.bundle import extract_bundle, write_bundle
 from adapterhub.registry.ids import AdapterId, newest
 from adapterhub.registry.manifest import (
@@ -81,6 +82,13 @@ def _load_backbone(backbone: Any) -> Any:
 # --------------------------------------------------------------------------- publish
 
 
+def _preprocessing_of(recipe: Any, task_type: str | None) -> dict[str, Any] | None:
+    """The preprocessing record of a task adapter trained by ``recipe`` (None without one)."""
+    if task_type is None or not isinstance(recipe, dict):
+        return None
+    return Preprocessing.from_dict(recipe).to_dict()
+
+
 def publish(
     adapter_dir: str | Path,
     adapter_id: str | AdapterId,
@@ -88,6 +96,7 @@ def publish(
     backbone: Any,
     metrics: dict[str, Any] | Metrics | None = None,
     recipe: dict[str, Any] | str | None = None,
+    preprocessing: dict[str, Any] | None = None,
     parents: Sequence[str] = (),
     labels: Sequence[str] | None = None,
     license: str = "apache-2.0",
@@ -146,6 +155,9 @@ def publish(
             "backbone": ref,
             "metrics": metrics if metrics is not None else {},
             "recipe": recipe,
+            "preprocessing": preprocessing
+            if preprocessing is not None
+            else _preprocessing_of(recipe, checked.task_type),
             "parents": list(parents),
             "created_at": utc_now(),
             "created_by": created_by or _user(),

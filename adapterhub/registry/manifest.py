@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adapterhub.errors import IntegrityError, UsageError
+from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.ids import AdapterId
 
 MANIFEST = "manifest.json"
@@ -88,6 +89,9 @@ class Manifest(BaseModel):
     """The adapter_config.json the entry carries."""
     labels: list[str] = Field(default_factory=list)
     task_type: Literal["sequence", "token"] | None = None
+    preprocessing: dict[str, Any] | None = None
+    """How inputs become token ids (:class:`adapterhub.preprocessing.Preprocessing`): what
+    training did, what evaluation and serving do."""
     backbone: BackboneRef
     metrics: Metrics = Field(default_factory=Metrics)
     recipe: dict[str, Any] | str | None = None
@@ -105,6 +109,19 @@ class Manifest(BaseModel):
     @classmethod
     def _exact_id(cls, value: str) -> str:
         return str(_exact(value))
+
+    @field_validator("preprocessing")
+    @classmethod
+    def _preprocessing(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        unknown = set(value) - set(Preprocessing.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}")
+        try:
+            return Preprocessing(**value).to_dict()
+        except (UsageError, TypeError) as exc:
+            raise ValueError(str(exc)) from exc
 
     @field_validator("parents")
     @classmethod

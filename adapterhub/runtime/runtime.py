@@ -17,24 +17,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from adapterhub.errors import IntegrityError, ServingError, UsageError
+from adapterhub.preprocessing import Preprocessing
 from adapterhub.runtime import adapters as adapter_parts
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
+from adapterhub.tasks import get_task_type
+from adapterhub.tasks.base import Encoded, encode_text, pad_batch, pad_id
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = ""
-"""Text put before each sequence-task input when the adapter's manifest names no prefix (the
-recipe's ``prefix``, which training prepends to every text); training's default is none."""
+"""Text put before each sequence-task input when the adapter's manifest records no
+preprocessing (the recipe's ``prefix``, which training prepends to every text)."""
 
 
 @dataclass
@@ -55,8 +58,8 @@ class Resident:
     """Bytes the adapter occupies in the banks plus its head."""
     backbone: str = ""
     parents: list[str] = field(default_factory=list)
-    prefix: str = ""
-    """Put before each input of a sequence task, as the recipe did in training."""
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    """How inputs become token ids for this adapter: the manifest's record, as in training."""
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
     layout: tuple = ()
@@ -112,13 +115,15 @@ class Lease:
 
 @dataclass
 class Row:
-    """One input of a batch: its lease, its token ids, and (token tasks) each token's word."""
+    """One input of a batch: its lease and its encoding (token ids; words for token tasks)."""
 
     lease: Lease
-    input_ids: list[int]
-    word_ids: list[int | None] | None = None
-    words: list[str] | None = None
+    encoded: Encoded
     mode: str = "classify"  # classify | embed
+
+    @property
+    def input_ids(self) -> list[int]:
+        return self.encoded.input_ids
 
 
 @dataclass
@@ -140,6 +145,7 @@ class Runtime:
         prefix: str = DEFAULT_PREFIX,
         max_length: int | None = None,
         bank_chunk: int = 32,
+        room_wait_s: float = 5.0,
     ) -> None:
         if max_resident is not None and max_resident < 1:
             raise UsageError("--max-resident must be at least 1")
@@ -154,8 +160,11 @@ class Runtime:
         self.max_resident = max_resident
         self.memory_budget = int(memory_budget_mb * 2**20) if memory_budget_mb else None
         self.prefix = prefix
-        model_max = int(getattr(backbone, "config", {}).get("max_position_embeddings", 512))
-        self.max_length = min(max_length or 512, model_max)
+        self.model_max_length = int(
+            getattr(backbone, "config", {}).get("max_position_embeddings", 512)
+        )
+        self.max_length = min(max_length or 512, self.model_max_length)
+        """Token limit of /embed inputs and of adapters whose manifest records none."""
         self.bank_chunk = (
             max(1, min(bank_chunk, max_resident)) if max_resident else max(1, bank_chunk)
         )
@@ -164,8 +173,20 @@ class Runtime:
         self.residents: OrderedDict[str, Resident] = OrderedDict()  # LRU order: oldest first
         self._lock = threading.RLock()  # bookkeeping only; never held across a forward
         self._load_lock = threading.Lock()  # one loader at a time mutates the banks
+        self.room_wait_s = room_wait_s
+        """How long a load waits for a pinned adapter to be released when nothing else can
+        make room, before it fails with OverloadError."""
+        self._room = threading.Condition(self._lock)  # notified when pins drop or adapters go
+        self._room_changes = 0
+        self._retiring: dict[int, Resident] = {}  # unloaded while pinned: slots held still
         self._aliases: dict[str, tuple[str, float]] = {}
-        self.counters = {"loads": 0, "evictions": 0, "load_failures": 0}
+        self.counters = {
+            "loads": 0,
+            "evictions": 0,
+            "load_failures": 0,
+            "compactions": 0,
+            "overloads": 0,
+        }
         self.listeners: list[Any] = []  # callables(event, adapter_id, seconds) for metrics
 
     # ------------------------------------------------------------------ registry
@@ -271,56 +292,62 @@ class Runtime:
         except Exception:
             self.counters["load_failures"] += 1
             raise
-        with self._load_lock:
-            hit = self._hit(name, pin)
-            if hit is not None:
-                return hit
-            head = None
-            head_bytes = 0
-            if verified.head is not None:
-                head = (
-                    verified.head["weight"].float().to(self.device),
-                    verified.head["bias"].float().to(self.device),
-                )
-                head_bytes = sum(t.numel() * t.element_size() for t in head)
-            slot_bytes = head_bytes
-            planned = []
-            for part in parts.parts:
-                bank = self._bank(part)
-                planned.append((part, bank))
-                slot_bytes += bank.slot_bytes
-            manifest = verified.manifest
-            resident = Resident(
-                id=name,
-                path=Path(verified.path),
-                method=verified.method,
-                kind=manifest.kind if manifest else "task",
-                labels=list(verified.labels),
-                task_type=verified.task_type,
-                head=head,
-                entries=[],
-                tensor_bytes=parts.nbytes + head_bytes,
-                slot_bytes=slot_bytes,
-                backbone=manifest.backbone.fingerprint if manifest else "",
-                parents=list(manifest.parents) if manifest else [],
-                prefix=_recipe_prefix(manifest, self.prefix),
+        head = None
+        head_bytes = 0
+        if verified.head is not None:
+            head = (
+                verified.head["weight"].float().to(self.device),
+                verified.head["bias"].float().to(self.device),
             )
-            self._make_room(slot_bytes)
-            # under the load lock only: a bank that grows copies itself aside (maybe hundreds of
-            # MB) while requests keep pinning and releasing; free-list appends and pops are atomic
-            slots = [bank.allocate() for _, bank in planned]
-            for (part, bank), slot in zip(planned, slots):
-                bank.write(slot, part.tensors, part.scales)
-                resident.entries.append(
-                    Entry(self.modules[part.module], part.kind, bank, slot, part.activation)
-                )
-            resident.layout = tuple(id(entry.bank) for entry in resident.entries)
-            resident.load_seconds = time.perf_counter() - started
-            with self._lock:
-                self.residents[name] = resident
-                if pin:
-                    resident.pins += 1
-                self.counters["loads"] += 1
+            head_bytes = sum(t.numel() * t.element_size() for t in head)
+        manifest = verified.manifest
+        resident = Resident(
+            id=name,
+            path=Path(verified.path),
+            method=verified.method,
+            kind=manifest.kind if manifest else "task",
+            labels=list(verified.labels),
+            task_type=verified.task_type,
+            head=head,
+            entries=[],
+            tensor_bytes=parts.nbytes + head_bytes,
+            slot_bytes=parts.nbytes + head_bytes,  # the fp32 banks hold exactly these tensors
+            backbone=manifest.backbone.fingerprint if manifest else "",
+            parents=list(manifest.parents) if manifest else [],
+            preprocessing=self._preprocessing(manifest),
+        )
+        deadline = time.monotonic() + self.room_wait_s
+        while True:
+            # a load that must wait for a pin release waits without the load lock, so other
+            # loads and unloads go on meanwhile; the whole wait is bounded by the deadline
+            if not self._load_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise self._overloaded(name)
+            try:
+                hit = self._hit(name, pin)
+                if hit is not None:
+                    return hit
+                banks, changes = self._make_room(parts, head_bytes)
+                if banks is not None:
+                    # under the load lock only: a bank that grows or compacts copies itself
+                    # aside (maybe hundreds of MB) while requests keep pinning and releasing
+                    for part in parts.parts:
+                        bank = banks[part.bank_key]
+                        slot = bank.allocate()
+                        bank.write(slot, part.tensors, part.scales)
+                        resident.entries.append(
+                            Entry(self.modules[part.module], part.kind, bank, slot, part.activation)
+                        )
+                    resident.layout = tuple(id(entry.bank) for entry in resident.entries)
+                    resident.load_seconds = time.perf_counter() - started
+                    with self._lock:
+                        self.residents[name] = resident
+                        if pin:
+                            resident.pins += 1
+                        self.counters["loads"] += 1
+                    break
+            finally:
+                self._load_lock.release()
+            self._wait_for_room(changes, deadline, name)
         self._emit("load", name, resident.load_seconds)
         log.info("loaded %s in %.1f ms", name, resident.load_seconds * 1000)
         return resident
@@ -457,17 +484,25 @@ class Runtime:
 
     # ------------------------------------------------------------------ tokenising
 
-    def encode(self, text: str, lease: Lease, mode: str = "classify") -> Row:
+    def _preprocessing(self, manifest: Any) -> Preprocessing:
+        """The adapter's preprocessing record (older manifests: their recipe's prefix and
+        max_length), never reading past the backbone's positions."""
+        record = getattr(manifest, "preprocessing", None) or getattr(manifest, "recipe", None)
+        found = Preprocessing.from_dict(
+            record if isinstance(record, dict) else None,
+            prefix=self.prefix,
+            max_length=self.max_length,
+        )
+        return replace(found, max_length=min(found.max_length, self.model_max_length))
+
+    def encode(self, text: str, lease: Lease, mode: str = "classify", index: int = 0) -> Row:
+        """One input as the adapter reads it: the head owner's task type tokenises it with the
+        owner's preprocessing record; embeddings read the plain text."""
         owner = lease.head_owner
-        if mode == "classify" and owner is not None and owner.task_type == "token":
-            words = text.split()
-            encoding = self.tokenizer(
-                words, is_split_into_words=True, truncation=True, max_length=self.max_length
-            )
-            return Row(lease, encoding["input_ids"], encoding.word_ids(), words, mode)
-        prefix = owner.prefix if mode == "classify" and owner is not None else ""
-        encoding = self.tokenizer(prefix + text, truncation=True, max_length=self.max_length)
-        return Row(lease, encoding["input_ids"], mode=mode)
+        if mode == "classify" and owner is not None and owner.task_type:
+            task_type = get_task_type(owner.task_type)
+            return Row(lease, task_type.encode(self.tokenizer, text, owner.preprocessing, index))
+        return Row(lease, encode_text(self.tokenizer, text, self.max_length), mode)
 
     # ------------------------------------------------------------------ the forward
 
@@ -487,14 +522,8 @@ class Runtime:
             for position, i in enumerate(order):
                 result[i] = outputs[position]
             return result
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        length = max(len(r.input_ids) for r in rows)
-        ids = torch.full((len(rows), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row.input_ids)] = torch.tensor(row.input_ids)
-            mask[i, : len(row.input_ids)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        batch = pad_batch([r.input_ids for r in rows], pad_id(self.tokenizer))
+        ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
         plan = build_plan([[a.entries for a in r.lease.adapters] for r in rows], self.device)
         with torch.inference_mode(), plan_scope(plan):
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
@@ -515,18 +544,13 @@ class Runtime:
             groups.setdefault(owner.id, []).append(i)
         for indices in groups.values():
             owner = rows[indices[0]].lease.head_owner
-            weight, bias = owner.head
-            if owner.task_type == "token":
-                with torch.inference_mode():
-                    logits = hidden[indices] @ weight.T + bias  # [n, T, labels]
-                for j, i in enumerate(indices):
-                    first = _first_subtokens(rows[i].word_ids)
-                    outputs[i].logits = logits[j, first].cpu()
-            else:
-                with torch.inference_mode():
-                    logits = pooled[indices] @ weight.T + bias
-                for j, i in enumerate(indices):
-                    outputs[i].logits = logits[j].cpu()
+            task_type = get_task_type(owner.task_type)
+            with torch.inference_mode():
+                logits = task_type.head_logits(
+                    hidden[indices], pooled[indices], owner.head, [rows[i].encoded for i in indices]
+                )
+            for i, row_logits in zip(indices, logits):
+                outputs[i].logits = row_logits.cpu()
         for output in outputs:
             if output.embedding is not None:
                 output.embedding = output.embedding.cpu()
@@ -568,39 +592,10 @@ class Runtime:
                 log.exception("metrics listener failed")
 
 
-def _recipe_prefix(manifest: Any, default: str) -> str:
-    recipe = getattr(manifest, "recipe", None)
-    if isinstance(recipe, dict) and isinstance(recipe.get("prefix"), str):
-        return recipe["prefix"]
-    return default
-
-
-def _first_subtokens(word_ids: list[int | None] | None) -> list[int]:
-    positions, seen = [], set()
-    for position, word in enumerate(word_ids or []):
-        if word is not None and word not in seen:
-            seen.add(word)
-            positions.append(position)
-    return positions
-
-
 def format_prediction(lease: Lease, row: Row, output: RowOutput) -> dict[str, Any]:
-    """``{"label", "scores"}`` for a sequence task; ``{"tokens": [...]}`` for a token task."""
+    """One row's answer as its head owner's task type shapes it (``{"label", "scores"}`` for a
+    sequence task, ``{"tokens": [...]}`` for a token task)."""
     owner = lease.head_owner
-    labels = owner.labels if owner else []
-    probs = torch.softmax(output.logits.float(), dim=-1)
-    if owner is not None and owner.task_type == "token":
-        tokens = []
-        words = row.words or []
-        for index, p in enumerate(probs):
-            best = int(p.argmax())
-            tokens.append(
-                {
-                    "word": words[index] if index < len(words) else "",
-                    "label": labels[best],
-                    "scores": {label: float(v) for label, v in zip(labels, p)},
-                }
-            )
-        return {"tokens": tokens}
-    best = int(probs.argmax())
-    return {"label": labels[best], "scores": {label: float(v) for label, v in zip(labels, probs)}}
+    if owner is None or output.logits is None:
+        raise UsageError(f"{', '.join(lease.ids) or 'the backbone'} has no task head")
+    return get_task_type(owner.task_type).format(owner.labels, row.encoded, output.logits)

@@ -8,27 +8,28 @@ computed at the masked positions only (the vocabulary has 250k entries).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from adapterhub.tasks import Task
+from adapterhub.data import MASKED_LM
+from adapterhub.errors import UsageError
+from adapterhub.tasks.base import IGNORE, TaskModel, TaskType
+from adapterhub.tasks.metrics import classification_metrics
 
-IGNORE = -100
 
-
-class MaskedLanguageModel(Task):
-    task_type = "mlm"
-
+class MaskedLanguageModel(TaskModel):
     def __init__(
         self,
+        task_type: TaskType,
         encoder: nn.Module,
         hidden_size: int,
         embeddings: nn.Embedding,
         mask_token_id: int,
         mlm_probability: float = 0.15,
     ):
-        super().__init__(encoder, hidden_size)
-        self.labels: list[str] = []
+        super().__init__(task_type, encoder, hidden_size)
         self.mask_token_id = mask_token_id
         self.mlm_probability = mlm_probability
         self.transform = nn.Sequential(
@@ -82,3 +83,32 @@ class MaskedLanguageModel(Task):
     def predictions(self, logits, batch):
         keep = batch["labels"] != IGNORE
         return logits.argmax(-1).tolist(), batch["labels"][keep].tolist()
+
+
+class MaskedLanguageTask(TaskType):
+    name = "mlm"
+    data_kind = MASKED_LM
+    metrics = ("mlm_accuracy",)
+    publishes_head = False
+
+    def model(
+        self,
+        encoder,
+        hidden_size,
+        labels,
+        *,
+        embeddings: nn.Embedding | None = None,
+        mask_token_id: int | None = None,
+        mlm_probability: float = 0.15,
+        **_: Any,
+    ) -> TaskModel:
+        if embeddings is None or mask_token_id is None:
+            raise UsageError(
+                "masked language modelling needs the word embeddings and a <mask> token"
+            )
+        return MaskedLanguageModel(
+            self, encoder, hidden_size, embeddings, mask_token_id, mlm_probability
+        )
+
+    def compute_metrics(self, predictions, references):
+        return {"mlm_accuracy": classification_metrics(predictions, references)["accuracy"]}
