@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
-from adapterhub.errors import IntegrityError, ServingError, UsageError
+from adapterhub.errors import IntegrityError, OverloadError, ServingError, UsageError
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.runtime import adapters as adapter_parts
 from adapterhub.runtime.banks import Bank
+from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
 from adapterhub.tasks import get_task_type
 from adapterhub.tasks.base import Encoded, encode_text, pad_batch, pad_id
@@ -378,75 +379,298 @@ class Runtime:
                 return prefix + ".layer.{}.output.dense"
         raise ServingError("this backbone has no BERT-style layers for bottleneck adapters")
 
-    def _bank(self, part: adapter_parts.Part) -> Bank:
-        key = part.bank_key
+    # ------------------------------------------------------------------ room in the banks
+    #
+    # What --memory-budget and --max-resident bound, at every moment (after every load, unload,
+    # eviction and compaction, pinned adapters included):
+    #
+    #   sum over banks of capacity x slot bytes  +  the heads of the held adapters  <=  budget
+    #   held adapters <= max_resident,  and every bank's capacity <= max_resident
+    #
+    # "Held" = resident, or unloaded but still pinned by a request (its slots are not free yet).
+    # That is the allocated memory, free slots included; it is stricter than "budget plus one
+    # bank chunk". A load first evicts LRU unpinned adapters until the held adapters' own bytes
+    # and count leave room for the new one; then, if growing its banks would pass the budget,
+    # cuts free slots out of other banks (compaction); a bank grows by max(chunk, capacity / 2)
+    # slots, cut down to what the budget and the count limit leave. When only releasing a pin
+    # could make room, the load waits up to room_wait_s and then fails with OverloadError (429)
+    # instead of going over. Banks with 2 chunks or more of free slots after an eviction or an
+    # unload shrink to one chunk of free slots (hysteresis: a load after an unload copies
+    # nothing), and empty banks are dropped.
+
+    def _bank(self, key: tuple, shapes: dict[str, tuple[int, ...]]) -> Bank:
         bank = self.banks.get(key)
         if bank is None:
-            shapes = {name: tuple(t.shape) for name, t in part.tensors.items()}
-            bank = Bank(
-                shapes,
-                device=self.device,
-                dtype=torch.float32,
-                chunk=self.bank_chunk,
-                limit=self.max_resident,
-            )
-            self.banks[key] = bank
+            bank = Bank(shapes, device=self.device, dtype=torch.float32)
+            with self._lock:
+                self.banks[key] = bank
         return bank
 
+    def _held(self) -> list[Resident]:
+        # caller holds self._lock
+        return [*self.residents.values(), *self._retiring.values()]
+
+    def _allocated_bytes(self) -> int:
+        # caller holds self._lock
+        heads = sum(_head_bytes(r) for r in self._held())
+        return heads + sum(bank.nbytes for bank in self.banks.values())
+
     def _over(self, extra_bytes: int, extra_count: int) -> bool:
-        live = [r for r in self.residents.values() if not r.retired]
-        if self.max_resident is not None and len(live) + extra_count > self.max_resident:
+        # caller holds self._lock
+        held = self._held()
+        if self.max_resident is not None and len(held) + extra_count > self.max_resident:
             return True
         if self.memory_budget is not None:
-            used = sum(r.slot_bytes for r in live)
-            if used + extra_bytes > self.memory_budget and live:
-                return True
+            return sum(r.slot_bytes for r in held) + extra_bytes > self.memory_budget
         return False
 
-    def _make_room(self, incoming_bytes: int) -> list[str]:
-        """Evict least-recently-used unpinned adapters until one more fits."""
-        if self.memory_budget is not None and incoming_bytes > self.memory_budget:
+    def _make_room(
+        self, parts: adapter_parts.Parts, head_bytes: int
+    ) -> tuple[dict[tuple, Bank] | None, int]:
+        """The banks one more adapter goes into, each with a free slot for it, within the
+        limits; ``None`` when only a pin release can make room. Also returns the room-change
+        count seen when that was decided (see :meth:`_wait_for_room`). Caller holds the load
+        lock."""
+        incoming = parts.nbytes + head_bytes
+        if self.memory_budget is not None and incoming > self.memory_budget:
             raise ServingError(
-                f"the adapter needs {incoming_bytes / 2**20:.1f} MB, more than the whole memory "
+                f"the adapter needs {incoming / 2**20:.1f} MB, more than the whole memory "
                 f"budget ({self.memory_budget / 2**20:.1f} MB); raise --memory-budget"
             )
-        evicted = []
-        with self._lock:
-            while self._over(incoming_bytes, 1):
-                victim = next(
-                    (r for r in self.residents.values() if r.pins == 0 and not r.retired), None
-                )
-                if victim is None:
-                    log.warning("every resident adapter is in use; going over the limit for now")
+        need = Counter(part.bank_key for part in parts.parts)
+        shapes = {
+            p.bank_key: {n: tuple(t.shape) for n, t in p.tensors.items()} for p in parts.parts
+        }
+        evicted: list[str] = []
+        try:
+            while True:
+                with self._lock:
+                    changes = self._room_changes
+                    before = len(evicted)
+                    while self._over(incoming, 1):
+                        if not self._evict_one(evicted):
+                            return None, changes
+                if len(evicted) > before:
+                    self._tidy(need)
+                growth = self._growth(need, shapes, head_bytes)
+                if growth is not None:
                     break
-                self._free(victim)
-                self.counters["evictions"] += 1
-                evicted.append(victim.id)
-        for gone in evicted:
-            self._emit("eviction", gone, 0.0)
-        return evicted
+                # the held adapters fit, their banks' free slots do not: cut those out first
+                with self._lock:
+                    short = self._allocated_bytes() + self._growth_bytes(need, shapes)
+                    short += head_bytes - self.memory_budget
+                    ordered = sorted(self.banks.items(), key=lambda kb: -_slack_bytes(kb[1]))
+                    targets = {key: bank.used + need.get(key, 0) for key, bank in ordered}
+                if self._compact(targets, enough=short):
+                    continue
+                with self._lock:  # pinned slots sit high in the banks: evict more, or wait
+                    changes = self._room_changes
+                    if not self._evict_one(evicted):
+                        return None, changes
+        finally:
+            for gone in evicted:
+                self._emit("eviction", gone, 0.0)
+        banks = {}
+        for key, slots in growth.items():
+            bank = self._bank(key, shapes[key])
+            if slots:
+                bank.grow(slots)
+            banks[key] = bank
+        return banks, changes
+
+    def _evict_one(self, evicted: list[str]) -> bool:
+        # caller holds self._lock
+        victim = next((r for r in self.residents.values() if r.pins == 0 and not r.retired), None)
+        if victim is None:
+            return False
+        self._free(victim)
+        self.counters["evictions"] += 1
+        evicted.append(victim.id)
+        return True
+
+    def _slot_bytes(self, key: tuple, shapes: dict[tuple, dict[str, tuple[int, ...]]]) -> int:
+        bank = self.banks.get(key)
+        return bank.slot_bytes if bank is not None else bank_slot_bytes(shapes[key], torch.float32)
+
+    def _deficits(self, need: Counter) -> dict[tuple, int]:
+        """Slots each bank lacks for the adapter being loaded."""
+        deficits = {}
+        for key, count in need.items():
+            bank = self.banks.get(key)
+            deficits[key] = max(0, count - (len(bank.free) if bank is not None else 0))
+        return deficits
+
+    def _growth_bytes(self, need: Counter, shapes: dict) -> int:
+        return sum(n * self._slot_bytes(k, shapes) for k, n in self._deficits(need).items())
+
+    def _growth(self, need: Counter, shapes: dict, head_bytes: int) -> dict[tuple, int] | None:
+        """Slots to add to each bank the adapter needs; None if even the slots it lacks would
+        pass the budget."""
+        with self._lock:
+            deficits = self._deficits(need)
+            headroom = None
+            if self.memory_budget is not None:
+                least = head_bytes + sum(
+                    n * self._slot_bytes(k, shapes) for k, n in deficits.items()
+                )
+                headroom = self.memory_budget - self._allocated_bytes() - least
+                if headroom < 0:
+                    return None
+            growing = [key for key, n in deficits.items() if n]
+            extra = None  # slots each growing bank may take beyond what it lacks
+            if growing and headroom is not None:
+                extra = headroom // sum(self._slot_bytes(key, shapes) for key in growing)
+            growth = dict.fromkeys(need, 0)
+            for key in growing:
+                bank = self.banks.get(key)
+                capacity = bank.capacity if bank is not None else 0
+                slots = max(self.bank_chunk, capacity // 2)
+                if extra is not None:
+                    slots = min(slots, deficits[key] + extra)
+                if self.max_resident is not None:
+                    slots = min(slots, self.max_resident - capacity)
+                growth[key] = max(slots, deficits[key])
+            return growth
+
+    def _tidy(self, need: Counter) -> None:
+        """After evictions or unloads: shrink banks with 2 chunks or more of free slots to one
+        chunk of free slots, and drop empty banks (but not the ones ``need`` is about to use).
+        Caller holds the load lock."""
+        chunk = self.bank_chunk
+        with self._lock:
+            for key, bank in list(self.banks.items()):
+                if bank.used == 0 and not need.get(key):
+                    del self.banks[key]
+            targets = {
+                key: bank.used + need.get(key, 0) + chunk
+                for key, bank in self.banks.items()
+                if bank.capacity - bank.used - need.get(key, 0) >= 2 * chunk
+            }
+        if targets:
+            self._compact(targets)
+
+    def _try_tidy(self) -> None:
+        # never waits: a loader holding the load lock tidies after its own evictions
+        if self._load_lock.acquire(blocking=False):
+            try:
+                self._tidy(Counter())
+            finally:
+                self._load_lock.release()
+
+    def _compact(self, targets: dict[tuple, int], enough: int | None = None) -> int:
+        """Shrink banks to (at least) their target capacity; returns the bytes freed.
+
+        A forward in flight reads ``bank.tensors`` at each Linear with the slots its plan took
+        from the entries of PINNED adapters when it was built; an adapter is pinned from before
+        its plan exists until after its forward ends. So a compaction never moves a pinned
+        slot (the new capacity stays above the highest one) and copies into the new tensors
+        every slot it keeps, at the same index: a forward sees the old tensors or the new ones,
+        and the same numbers in both. The new tensors are built outside the bookkeeping lock
+        (requests keep pinning meanwhile), then swapped in under it together with the moved
+        adapters' new slots, unless one of those adapters was pinned in between (its plan may
+        hold the old slot): that bank is then left as it was, for a later compaction. Banks are
+        taken in ``targets`` order until the planned saving reaches ``enough``. Caller holds
+        the load lock (nothing allocates meanwhile).
+        """
+        with self._lock:
+            owners: dict[int, dict[int, tuple[Resident, Entry]]] = {}
+            for resident in self._held():
+                for entry in resident.entries:
+                    owners.setdefault(id(entry.bank), {})[entry.slot] = (resident, entry)
+            planned = []
+            saving = 0
+            for key, target in targets.items():
+                bank = self.banks.get(key)
+                if bank is None:
+                    continue
+                own = owners.get(id(bank), {})
+                # a used slot with no known owner is treated as pinned: never moved
+                pinned = {s for s in bank.used_slots() if s not in own or own[s][0].pins}
+                target = max(target, bank.used, max(pinned, default=-1) + 1)
+                if target >= bank.capacity:
+                    continue
+                planned.append((bank, target, pinned, own))
+                saving += (bank.capacity - target) * bank.slot_bytes
+                if enough is not None and saving >= enough:
+                    break
+        built = [
+            (bank, bank.compaction(target, pinned), own) for bank, target, pinned, own in planned
+        ]
+        freed = 0
+        with self._lock:
+            for bank, compaction, own in built:
+                if any(own[slot][0].pins for slot in compaction.moves):
+                    continue
+                before = bank.nbytes
+                bank.apply(compaction)
+                for old, new in compaction.moves.items():
+                    own[old][1].slot = new
+                freed += before - bank.nbytes
+                self.counters["compactions"] += 1
+        return freed
+
+    def _wait_for_room(self, changes: int, deadline: float, name: str) -> None:
+        """Wait until a pin is released or an adapter leaves (unless that happened since the
+        caller saw ``changes``); past the deadline, fail with OverloadError."""
+        with self._lock:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._overloaded(name)
+            if self._room_changes == changes:
+                self._room.wait(remaining)
+
+    def _overloaded(self, name: str) -> OverloadError:
+        # caller may hold self._lock (re-entrant)
+        with self._lock:
+            self.counters["overloads"] += 1
+            held = len(self._held())
+            allocated = self._allocated_bytes()
+        limits = []
+        if self.max_resident is not None:
+            limits.append(f"{held} of --max-resident {self.max_resident} adapters held")
+        if self.memory_budget is not None:
+            limits.append(
+                f"{allocated / 2**20:.1f} MB of --memory-budget "
+                f"{self.memory_budget / 2**20:.1f} MB allocated"
+            )
+        return OverloadError(
+            f"no room to load {name}: every resident adapter is in use by a request "
+            f"({'; '.join(limits)}) and none was released within {self.room_wait_s:g} s; "
+            "retry shortly, or raise --max-resident / --memory-budget"
+        )
 
     def _free(self, resident: Resident) -> None:
         # caller holds self._lock; the resident has no pins
-        self.residents.pop(resident.id, None)
+        if self.residents.get(resident.id) is resident:  # not a newer load of the same id
+            del self.residents[resident.id]
+        self._retiring.pop(id(resident), None)
         for entry in resident.entries:
             entry.bank.release(entry.slot)
         resident.entries = []
         resident.retired = True
 
+    def _room_changed(self) -> None:
+        # caller holds self._lock
+        self._room_changes += 1
+        self._room.notify_all()
+
     def unload(self, adapter: str) -> bool:
-        """Remove an adapter from the pool; in-flight requests using it finish first."""
+        """Remove an adapter from the pool; in-flight requests using it finish first (its slots
+        are freed, and its banks may shrink, when the last one releases it)."""
         with self._lock:
             exact = self._exact(adapter) or adapter
             resident = self.residents.get(exact)
             if resident is None:
                 return False
+            del self.residents[exact]
             if resident.pins:
                 resident.retired = True  # freed by the last request holding it
-                self.residents.pop(exact, None)
+                self._retiring[id(resident)] = resident
             else:
                 self._free(resident)
+            self._room_changed()
         self._emit("unload", exact, 0.0)
+        self._try_tidy()
         return True
 
     # ------------------------------------------------------------------ leases
@@ -474,13 +698,16 @@ class Runtime:
         return Lease(tuple(residents), self)
 
     def _unpin(self, residents: Sequence[Resident]) -> None:
+        freed = False
         with self._lock:
             for r in residents:
                 r.pins -= 1
                 if r.pins == 0 and r.retired and r.entries:
                     self._free(r)
-            if self._over(0, 0):
-                self._make_room(0)
+                    freed = True
+            self._room_changed()  # a load waiting for room may find a victim now
+        if freed:
+            self._try_tidy()
 
     # ------------------------------------------------------------------ tokenising
 
@@ -572,17 +799,30 @@ class Runtime:
             return [r.describe() for r in self.residents.values()]
 
     def stats(self) -> dict[str, Any]:
+        """Counts and bytes of the pool. ``allocated_bytes`` (bank capacity, free slots
+        included, plus the heads of held adapters) is what ``memory_budget_bytes`` bounds;
+        ``bank_live_bytes`` is the part of the banks that adapters occupy."""
         with self._lock:
             residents = list(self.residents.values())
-        return {
-            "resident": len(residents),
-            "resident_bytes": sum(r.slot_bytes for r in residents),
-            "tensor_bytes": sum(r.tensor_bytes for r in residents),
-            "bank_bytes": sum(b.nbytes for b in self.banks.values()),
-            "max_resident": self.max_resident,
-            "memory_budget_bytes": self.memory_budget,
-            **self.counters,
-        }
+            held = self._held()
+            banks = list(self.banks.values())
+            head_bytes = sum(_head_bytes(r) for r in held)
+            bank_bytes = sum(b.nbytes for b in banks)
+            return {
+                "resident": len(residents),
+                "retiring": len(held) - len(residents),
+                "resident_bytes": sum(r.slot_bytes for r in residents),
+                "tensor_bytes": sum(r.tensor_bytes for r in residents),
+                "bank_bytes": bank_bytes,
+                "bank_live_bytes": sum(b.used * b.slot_bytes for b in banks),
+                "head_bytes": head_bytes,
+                "allocated_bytes": bank_bytes + head_bytes,
+                "banks": len(banks),
+                "bank_slots": sum(b.capacity for b in banks),
+                "max_resident": self.max_resident,
+                "memory_budget_bytes": self.memory_budget,
+                **self.counters,
+            }
 
     def _emit(self, event: str, adapter: str, seconds: float) -> None:
         for listener in self.listeners:
@@ -590,6 +830,14 @@ class Runtime:
                 listener(event, adapter, seconds)
             except Exception:  # metrics must never break serving
                 log.exception("metrics listener failed")
+
+
+def _slack_bytes(bank: Bank) -> int:
+    return (bank.capacity - bank.used) * bank.slot_bytes
+
+
+def _head_bytes(resident: Resident) -> int:
+    return sum(t.numel() * t.element_size() for t in resident.head or ())
 
 
 def format_prediction(lease: Lease, row: Row, output: RowOutput) -> dict[str, Any]:

@@ -137,17 +137,22 @@ def test_lru_eviction_under_max_resident_keeps_answers_exact(tiny_backbone, zoo)
 
 
 def test_pinned_adapters_are_not_evicted(tiny_backbone, zoo):
+    """A pinned adapter is never evicted, and the pool never goes over --max-resident for a
+    load that needs one more: it waits for the pin, then fails with OverloadError (429)."""
+    from adapterhub.errors import OverloadError
     from adapterhub.runtime import Runtime
 
-    small = Runtime(tiny_backbone, registry=zoo.registry, max_resident=1)
+    small = Runtime(tiny_backbone, registry=zoo.registry, max_resident=1, room_wait_s=0.3)
     lease = small.acquire("topic/x0@bulk:1.0.0")
-    other = small.acquire("topic/x1@bulk:1.0.0")  # over the limit while both are in use
-    assert set(small.residents) == {"topic/x0@bulk:1.0.0", "topic/x1@bulk:1.0.0"}
+    with pytest.raises(OverloadError, match="max-resident"):
+        small.acquire("topic/x1@bulk:1.0.0")
+    assert set(small.residents) == {"topic/x0@bulk:1.0.0"}
     row = small.encode("the film", lease)
     (out,) = small.forward([row])
     lease.release()
-    other.release()
-    assert len(small.residents) == 1
+    with small.acquire("topic/x1@bulk:1.0.0") as other:  # the pin is gone: x0 is evicted
+        assert other.ids == ["topic/x1@bulk:1.0.0"]
+    assert list(small.residents) == ["topic/x1@bulk:1.0.0"]
     assert out.logits.shape == (3,)
 
 
