@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapterhub.config import ServerConfig
 from adapterhub.errors import OverloadError, ServingError
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,17 @@ class _Work:
 
 
 class Batcher:
+    """One queue and one worker thread that runs the forwards; limits from :class:`ServerConfig`
+    (``max_batch_tokens``, ``max_wait_ms``, ``max_queue``)."""
+
     def __init__(
-        self,
-        runtime: Any,
-        *,
-        max_batch_tokens: int = 8192,
-        max_wait_ms: float = 5.0,
-        max_queue: int = 1024,
-        metrics: Any = None,
+        self, runtime: Any, config: ServerConfig | None = None, *, metrics: Any = None
     ) -> None:
+        config = config or ServerConfig()
         self.runtime = runtime
-        self.max_batch_tokens = max_batch_tokens
-        self.max_wait = max_wait_ms / 1000
-        self.max_queue = max_queue
+        self.max_batch_tokens = config.max_batch_tokens
+        self.max_wait = config.max_wait_ms / 1000
+        self.max_queue = config.max_queue
         self.metrics = metrics
         self._queue: deque[_Work] = deque()
         self._queued_rows = 0
@@ -68,10 +67,6 @@ class Batcher:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
-
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
 
     def retry_after(self) -> int:
         return max(1, round(self._queued_rows * self.seconds_per_row))

@@ -4,9 +4,12 @@ inference time; plus adapter loads, evictions and requests per adapter."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -86,6 +89,12 @@ class Metrics:
             "adapterhub_queue_inputs", "inputs waiting in the queue", registry=r
         )
 
+    def watch(self, runtime: Any) -> None:
+        """Count what ``runtime`` did before the app existed (preloads), then follow its events."""
+        self.loads.inc(runtime.counters["loads"])
+        self.evictions.inc(runtime.counters["evictions"])
+        runtime.listeners.append(self.on_runtime_event)
+
     def on_runtime_event(self, event: str, adapter: str, seconds: float) -> None:
         if event == "load":
             self.loads.inc()
@@ -112,5 +121,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def now() -> float:
-    return time.perf_counter()
+_UNTIMED = ("/metrics", "/healthz", "/readyz")
+"""Probes and scrapes: counted, but kept out of the request-time histogram."""
+
+
+async def count_requests(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """HTTP middleware: every request by route and status, and the time of those that do work."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    metrics: Metrics = request.app.state.metrics
+    endpoint = getattr(request.scope.get("route"), "path", "unmatched")
+    metrics.requests.labels(endpoint, str(response.status_code)).inc()
+    if endpoint not in _UNTIMED:
+        metrics.request_seconds.observe(time.perf_counter() - started)
+    return response

@@ -64,6 +64,11 @@ class PredictResponse(BaseModel):
 
 # ----------------------------------------------------------------------------- TEI-shaped
 
+_TRUNCATE = (
+    "false: an input longer than the adapter's token limit is refused (413); true or unset: it "
+    "is cut at the limit"
+)
+
 
 class TEIPredictRequest(BaseModel):
     """Text Embeddings Inference's ``/predict`` body; the adapter comes from the path or the
@@ -72,7 +77,7 @@ class TEIPredictRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     inputs: str | list[str] = Field(..., description="one text or a list of texts")
     raw_scores: bool = Field(False, description="logits instead of probabilities")
-    truncate: bool | None = None
+    truncate: bool | None = Field(None, description=_TRUNCATE)
 
 
 class TEIScore(BaseModel):
@@ -87,7 +92,7 @@ class TEIEmbedRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     inputs: str | list[str]
     normalize: bool = True
-    truncate: bool | None = None
+    truncate: bool | None = Field(None, description=_TRUNCATE)
 
 
 # ----------------------------------------------------------------------------- adapters

@@ -12,6 +12,11 @@ import pytest
 import torch
 from serving_helpers import reference_logits, reference_model
 
+from adapterhub.config import ServerConfig
+from adapterhub.errors import UsageError
+from adapterhub.runtime import Runtime
+from adapterhub.server import ServerThread, create_app
+
 TOKEN = "s3cret-token"
 TEXTS = [
     "the film was very good",
@@ -37,7 +42,6 @@ SPECS = [[a] for a in BULK] + [
 @pytest.fixture(scope="module")
 def expected(tiny_backbone, zoo):
     """Scores per (spec, text) from an unbounded in-process runtime (exact vs PEFT: test_runtime)."""
-    from adapterhub.runtime import Runtime
 
     reference = Runtime(tiny_backbone, registry=zoo.registry)
     return {
@@ -49,8 +53,6 @@ def expected(tiny_backbone, zoo):
 
 @pytest.fixture(scope="module")
 def server(tiny_backbone, zoo):
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerConfig, ServerThread, create_app
 
     runtime = Runtime(tiny_backbone, registry=zoo.registry, max_resident=5, bank_chunk=2)
     config = ServerConfig(
@@ -293,8 +295,6 @@ def test_ops_routes(server):
 
 
 def test_full_queue_answers_429_with_retry_after(tiny_backbone, zoo):
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerConfig, ServerThread, create_app
 
     runtime = Runtime(tiny_backbone, registry=zoo.registry)
     # a long batching window keeps the first requests counted as queued while the next arrive
@@ -329,8 +329,6 @@ def test_full_queue_answers_429_with_retry_after(tiny_backbone, zoo):
 
 
 def test_admin_disabled_without_token(tiny_backbone, zoo):
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerThread, create_app
 
     with ServerThread(create_app(Runtime(tiny_backbone, registry=zoo.registry))) as running:
         response = httpx.post(
@@ -341,9 +339,6 @@ def test_admin_disabled_without_token(tiny_backbone, zoo):
 
 
 def test_limits_that_cannot_work_are_refused(tiny_backbone, zoo):
-    from adapterhub.errors import UsageError
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerConfig, create_app
 
     with pytest.raises(UsageError, match="max-queue"):
         create_app(

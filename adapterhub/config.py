@@ -1,0 +1,92 @@
+"""Runtime and server limits: the one place their defaults live.
+
+Each field carries its own documentation (``metadata["help"]``, as PEFT's configs do); that text
+is the help of the flag ``adapterhub serve`` builds from the field, so a default or a doc
+changed here changes the command line too. ``metadata`` may also name the flag (``flag``), its
+``metavar``, a mutually exclusive ``group`` and an environment variable (``env``) read when the
+flag is not given.
+
+This module is imported when the CLI parser is built: keep it free of heavy imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapterhub.errors import UsageError
+
+
+def _option(default: Any, help: str, **cli: str) -> Any:
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The adapter pool and how it reads inputs (the keyword arguments of ``Runtime``)."""
+
+    max_resident: int | None = _option(
+        None,
+        "resident adapters before the least recently used is evicted (default: no count limit)",
+        metavar="N",
+        group="capacity",
+    )
+    memory_budget_mb: float | None = _option(
+        None,
+        "megabytes of resident adapters before the least recently used is evicted",
+        flag="--memory-budget",
+        metavar="MB",
+        group="capacity",
+    )
+    max_length: int | None = _option(
+        None,
+        "tokens per input; longer inputs are cut (default: what the backbone reads, at most 512)",
+        metavar="TOKENS",
+    )
+    prefix: str = _option(
+        "",
+        "text before each sequence-task input for adapters whose manifest names no recipe prefix",
+    )
+    bank_chunk: int = _option(
+        32,
+        "slots an adapter bank starts with (capped at --max-resident); a full bank grows",
+        metavar="SLOTS",
+    )
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The server's stated limits (as Text Embeddings Inference states its own) and address."""
+
+    host: str = _option("127.0.0.1", "address to listen on; 0.0.0.0 listens on every interface")
+    port: int = _option(8080, "TCP port to listen on")
+    max_batch_tokens: int = _option(
+        8192, "padded tokens (rows x longest row) in one batched forward", metavar="TOKENS"
+    )
+    max_wait_ms: float = _option(
+        5.0,
+        "milliseconds the oldest queued request waits for others to share its batch",
+        metavar="MS",
+    )
+    max_queue: int = _option(
+        1024,
+        "inputs waiting in the queue; more are refused with 429 and Retry-After",
+        metavar="INPUTS",
+    )
+    max_inputs: int = _option(64, "inputs (texts) per request; more get 413", metavar="N")
+    max_chars: int = _option(4096, "characters per input; longer ones get 413", metavar="N")
+    admin_token: str | None = _option(
+        None,
+        "bearer token of the admin routes (load, unload); unset disables them",
+        metavar="TOKEN",
+        env="ADAPTERHUB_ADMIN_TOKEN",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port {self.port} is not a TCP port; use 0-65535")
+        if self.max_inputs > self.max_queue:
+            raise UsageError(
+                f"--max-inputs {self.max_inputs} exceeds --max-queue {self.max_queue}: such a "
+                "request could never be queued; raise --max-queue or lower --max-inputs"
+            )

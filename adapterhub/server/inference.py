@@ -1,0 +1,85 @@
+"""The steps every prediction route shares: check the stated limits, pin the adapters, encode the
+texts, queue them for the batched forward and wait. A handler receives one :class:`Inference` per request
+(``inference: InferenceDep``) built from the app's shared state."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Depends
+
+from adapterhub.errors import InputTooLongError
+from adapterhub.runtime import Lease, Resident, Row, RowOutput
+from adapterhub.server.deps import BatcherDep, ConfigDep, MetricsDep, RuntimeDep
+from adapterhub.server.errors import ApiError
+
+
+class Inference:
+    def __init__(
+        self, runtime: RuntimeDep, batcher: BatcherDep, metrics: MetricsDep, config: ConfigDep
+    ) -> None:
+        self.runtime = runtime
+        self.batcher = batcher
+        self.metrics = metrics
+        self.config = config
+
+    def check_inputs(self, texts: Sequence[str]) -> None:
+        """413 for more inputs per request, or more characters per input, than the limits."""
+        if len(texts) > self.config.max_inputs:
+            raise ApiError(
+                413,
+                f"{len(texts)} inputs in one request; the limit is {self.config.max_inputs} "
+                "(split the request)",
+                "payload_too_large",
+            )
+        for index, text in enumerate(texts):
+            if len(text) > self.config.max_chars:
+                raise ApiError(
+                    413,
+                    f"input {index} has {len(text)} characters; the limit is "
+                    f"{self.config.max_chars}",
+                    "payload_too_large",
+                )
+
+    async def acquire(self, spec: list[str] | None) -> Lease:
+        """Pin the adapters of ``spec`` (loading them on a miss); ``None`` is the bare backbone."""
+        lease = await asyncio.to_thread(self.runtime.acquire, spec)
+        for adapter_id in lease.ids:
+            self.metrics.adapter_requests.labels(adapter_id).inc()
+        return lease
+
+    def encode(self, lease: Lease, texts: Sequence[str], mode: str) -> list[Row]:
+        """Token ids of each text as the runtime reads it (cut at its max length)."""
+        return [self.runtime.encode(text, lease, mode, index) for index, text in enumerate(texts)]
+
+    async def forward(self, rows: list[Row]) -> list[RowOutput]:
+        """Queue ``rows`` for the batcher and wait for their outputs (429 when the queue is full)."""
+        self.metrics.inputs.inc(len(rows))
+        return await self.batcher.submit(rows)
+
+    def refuse_cut(self, rows: Sequence[Row]) -> None:
+        """413 for an input its encoding cut at the token limit (TEI's ``truncate: false``)."""
+        for index, row in enumerate(rows):
+            if row.encoded.truncated:  # then it was cut to exactly the limit
+                raise InputTooLongError(
+                    f"input {index} has more than {len(row.input_ids)} tokens, the limit; "
+                    'shorten it, or send "truncate": true to cut it at the limit'
+                )
+
+
+InferenceDep = Annotated[Inference, Depends()]
+
+
+def require_head(lease: Lease) -> Resident:
+    """The adapter of ``lease`` whose head answers; 422 when none has one."""
+    owner = lease.head_owner
+    if owner is None:
+        raise ApiError(
+            422,
+            f"{', '.join(lease.ids)} has no task head (a language adapter?); name a task "
+            "adapter, a [language, task] stack, or use /embed",
+            "validation",
+        )
+    return owner

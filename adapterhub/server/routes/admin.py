@@ -1,0 +1,52 @@
+"""The adapter pool: ``GET /v1/adapters`` for anyone; loading and unloading need the admin token
+(``Authorization: Bearer TOKEN``, shown in OpenAPI as the ``adminToken`` scheme)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Security
+
+from adapterhub.server.deps import RuntimeDep, require_admin
+from adapterhub.server.errors import ERROR_RESPONSES, ApiError
+from adapterhub.server.schemas import AdapterInfo, AdaptersResponse, UnloadResponse
+
+router = APIRouter()
+LOAD_ACTION = ":load"
+
+
+@router.get("/v1/adapters", response_model=AdaptersResponse, tags=["adapters"])
+async def adapters(runtime: RuntimeDep) -> AdaptersResponse:
+    """Resident adapters (with their use) and every adapter the registry offers."""
+    available = await asyncio.to_thread(runtime.available)
+    resident = [AdapterInfo(**r) for r in runtime.describe_residents()]
+    return AdaptersResponse(resident=resident, available=available, stats=runtime.stats())
+
+
+@router.post(
+    "/v1/adapters/{adapter_id:path}",
+    response_model=AdapterInfo,
+    responses=ERROR_RESPONSES,
+    tags=["admin"],
+    dependencies=[Security(require_admin)],
+)
+async def load(adapter_id: str, runtime: RuntimeDep) -> AdapterInfo:
+    """``POST /v1/adapters/{id}:load``: make an adapter resident now (admin)."""
+    if not adapter_id.endswith(LOAD_ACTION):
+        raise ApiError(404, "unknown action; use POST /v1/adapters/{id}:load", "not_found")
+    resident = await asyncio.to_thread(runtime.load, adapter_id[: -len(LOAD_ACTION)])
+    return AdapterInfo(**resident.describe())
+
+
+@router.delete(
+    "/v1/adapters/{adapter_id:path}",
+    response_model=UnloadResponse,
+    responses=ERROR_RESPONSES,
+    tags=["admin"],
+    dependencies=[Security(require_admin)],
+)
+async def unload(adapter_id: str, runtime: RuntimeDep) -> UnloadResponse:
+    """Evict an adapter from the pool (admin); requests using it finish first."""
+    if not runtime.unload(adapter_id):
+        raise ApiError(404, f"{adapter_id} is not resident; see GET /v1/adapters", "not_found")
+    return UnloadResponse(id=adapter_id, unloaded=True)
