@@ -12,6 +12,8 @@ per entry) and makes publishing atomic in its own way:
   never write into a committed entry), then writes the files, then moves a fully written
   ``manifest.json`` into place as the commit point. Readers see an entry only once its manifest
   exists; ``gc`` removes claimed entries whose publisher died (``.owner~HOST~PID`` marks).
+  :class:`S3Store` (``s3://``) makes the claim and the manifest conditional PUTs
+  (``If-None-Match: *``) and refuses to publish to a server that ignores the condition.
 - :class:`OCIStore` uploads the blobs first; the manifest PUT under the entry's tag is the commit.
 
 Yanking writes a marker (``yanked.json``, or an OCI tag ``<tag>__yanked``); the manifest and the
@@ -32,11 +34,13 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from adapterhub.errors import (
+    AdapterHubError,
     AuthError,
     ConflictError,
     IntegrityError,
@@ -74,8 +78,8 @@ def _yank_record(reason: str) -> bytes:
 
 
 class Store(ABC):
-    """A place entries live. Implementations: :class:`LocalStore`, :class:`FsspecStore`,
-    :class:`OCIStore`."""
+    """A place entries live. Implementations: :class:`LocalStore`, :class:`FsspecStore`
+    (:class:`S3Store`), :class:`OCIStore`."""
 
     url: str
     read_only: bool = False
@@ -384,7 +388,10 @@ class FsspecStore(Store):
 
         self.url = url
         self.read_only = read_only
-        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        except ImportError as exc:  # the scheme's implementation is a separate package
+            raise RegistryError(f"{url}: {exc}") from None
         self.root = root.rstrip("/")
 
     def _path(self, *parts: str) -> str:
@@ -444,16 +451,19 @@ class FsspecStore(Store):
         try:
             for name in manifest.files:
                 self.fs.put_file(str(Path(src) / name), f"{entry}/{name}")
-            # the manifest must appear whole: written aside, then moved into place (a rename
-            # locally, one PUT on object stores) as the commit point
-            partial = f"{entry}/.{MANIFEST}.{uuid.uuid4().hex[:12]}"
-            self.fs.pipe_file(partial, manifest.to_json().encode())
-            self.fs.mv(partial, f"{entry}/{MANIFEST}")
+            self._commit_manifest(aid, entry, manifest.to_json().encode())
         except BaseException:
             if not self.exists(aid):
                 with contextlib.suppress(Exception):
                     self.fs.rm(entry, recursive=True)
             raise
+
+    def _commit_manifest(self, aid: AdapterId, entry: str, data: bytes) -> None:
+        """Write the manifest, the commit point, so that it appears whole: written aside, then
+        moved into place (a rename on file systems)."""
+        partial = f"{entry}/.{MANIFEST}.{uuid.uuid4().hex[:12]}"
+        self.fs.pipe_file(partial, data)
+        self.fs.mv(partial, f"{entry}/{MANIFEST}")
 
     def _claim(self, aid: AdapterId, entry: str) -> None:
         """Create ``entry/.claim`` exclusively, or raise :class:`ConflictError`.
@@ -536,6 +546,154 @@ class FsspecStore(Store):
                 self.fs.rm(entry, recursive=True)
                 removed.append(entry)
         return removed
+
+
+# --------------------------------------------------------------------------- S3
+
+S3_SCHEMES = ("s3://", "s3a://")
+PROBE_PREFIX = ".probe~"
+_PROBE_MAX_AGE_S = 60.0  # a probe lives for three requests; an older one's publisher died
+
+
+class S3Store(FsspecStore):
+    """A registry on S3 or an S3-compatible server, ``s3://BUCKET[/PREFIX]``, through s3fs
+    (the ``s3`` extra).
+
+    Endpoint and credentials come from the standard AWS configuration (``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ...), from fsspec's own
+    (``FSSPEC_S3_ENDPOINT_URL``, ``~/.config/fsspec/s3.json``) or from ``storage_options``.
+
+    S3 has no rename and no exclusive create, but it has conditional writes: a PUT with
+    ``If-None-Match: *`` that the server refuses (412) when the key exists. The claim and the
+    manifest are each one such PUT, so of N racing publishers exactly one wins, and a manifest
+    (one PUT) appears whole. A server that ignored the header would let every racer "win", so
+    before its first publish a store checks that the server refuses to create one key twice,
+    and refuses to publish where it does not.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False, **storage_options: Any) -> None:
+        bucket = urlparse(url).netloc
+        if not bucket:
+            raise UsageError(f"{url!r} names no bucket; write s3://BUCKET[/PREFIX]")
+        try:
+            # an optional dependency; checked here because fsspec's own message ("Install
+            # s3fs to access S3") arrives as a traceback and does not name the extra
+            import s3fs  # noqa: F401
+        except ImportError:
+            raise RegistryError(
+                f"{url} needs s3fs, which is not installed: pip install 'adapterhub[s3]'"
+            ) from None
+        # a registry must see what other processes publish; s3fs would cache listings for good
+        storage_options.setdefault("use_listings_cache", False)
+        super().__init__(url, read_only=read_only, **storage_options)
+        self.bucket = bucket
+        self._conditional_writes_ok = False
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """botocore's and s3fs' failures as one line that says what to do."""
+        # botocore comes with s3fs (through aiobotocore), so it is optional too
+        import botocore.exceptions
+
+        try:
+            yield
+        except AdapterHubError:
+            raise
+        except (
+            PermissionError,
+            botocore.exceptions.NoCredentialsError,
+            botocore.exceptions.PartialCredentialsError,
+        ) as exc:
+            raise AuthError(
+                f"{self.url}: cannot {what} ({exc}); set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to credentials that may use the bucket"
+            ) from exc
+        except botocore.exceptions.ConnectionError as exc:
+            raise RegistryError(
+                f"cannot reach the S3 endpoint of {self.url} to {what} ({exc}); is it running? "
+                "AWS_ENDPOINT_URL sets the endpoint of an S3-compatible server"
+            ) from exc
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{self.url}: cannot {what}: {exc}") from exc
+        except (OSError, botocore.exceptions.BotoCoreError) as exc:
+            raise RegistryError(f"{self.url}: cannot {what} ({exc})") from exc
+
+    def ids(self) -> list[AdapterId]:
+        with self._errors("list entries"):
+            return super().ids()
+
+    def exists(self, aid: AdapterId) -> bool:
+        with self._errors(f"look for {aid}"):
+            return super().exists(aid)
+
+    def read_manifest(self, aid: AdapterId) -> Manifest:
+        with self._errors(f"read {aid}"):
+            return super().read_manifest(aid)
+
+    def fetch(self, aid: AdapterId, dest: Path) -> None:
+        with self._errors(f"download {aid}"):
+            super().fetch(aid, dest)
+
+    def put(self, src: Path, manifest: Manifest) -> None:
+        if self.read_only:
+            raise _read_only(self.url)
+        with self._errors(f"publish {manifest.id}"):
+            self._check_conditional_writes()
+            super().put(src, manifest)
+
+    def yank(self, aid: AdapterId, reason: str = "") -> None:
+        with self._errors(f"yank {aid}"):
+            super().yank(aid, reason)
+
+    def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> list[str]:
+        with self._errors("collect garbage"):
+            removed = super().gc(grace_s)
+            now = time.time()
+            for probe in self.fs.glob(self._path(f"{PROBE_PREFIX}*")):
+                if now - self.fs.modified(probe).timestamp() > min(grace_s, _PROBE_MAX_AGE_S):
+                    self.fs.rm_file(probe)
+                    removed.append(probe)
+            return removed
+
+    def _commit_manifest(self, aid: AdapterId, entry: str, data: bytes) -> None:
+        # one PUT appears whole, and If-None-Match makes it the commit point only if absent
+        try:
+            self.fs.pipe_file(f"{entry}/{MANIFEST}", data, mode="create")
+        except FileExistsError:
+            raise _conflict(aid, self.url) from None
+
+    def _check_conditional_writes(self) -> None:
+        """Raise unless the server refuses a second ``If-None-Match: *`` PUT of one key (once
+        per store object: three requests on a throwaway key at the store's root)."""
+        if self._conditional_writes_ok:
+            return
+        name = f"{PROBE_PREFIX}{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:12]}"
+        probe = self._path(name)
+        try:
+            self.fs.pipe_file(probe, b"", mode="create")
+            self.fs.pipe_file(probe, b"", mode="create")
+        except FileExistsError:
+            self._conditional_writes_ok = True
+            return
+        except FileNotFoundError:
+            raise NotFoundError(
+                f"{self.url}: bucket {self.bucket!r} does not exist; create it first "
+                f"(`aws s3 mb s3://{self.bucket}`), or check AWS_ENDPOINT_URL"
+            ) from None
+        except PermissionError:
+            raise
+        except OSError as exc:
+            reason = f"it refused the header ({exc})"
+        else:
+            reason = "it accepted a second create of one key"
+        finally:
+            with contextlib.suppress(Exception):
+                self.fs.rm_file(probe)
+        raise RegistryError(
+            f"{self.url} does not honour conditional writes (PUT with If-None-Match: *): "
+            f"{reason}, so two publishers of one version could both succeed; publish to a server "
+            "that supports them (AWS S3, MinIO, Ceph RGW, Cloudflare R2) or to an OCI registry"
+        )
 
 
 # --------------------------------------------------------------------------- OCI
@@ -862,6 +1020,8 @@ def open_store(location: str | Path | Store | None = None, *, read_only: bool = 
     text = str(location)
     if text.startswith("oci://"):
         return OCIStore(text, read_only=read_only)
+    if text.startswith(S3_SCHEMES):
+        return S3Store(text, read_only=read_only)
     if "://" in text:
         return FsspecStore(text, read_only=read_only)
     return LocalStore(Path(text), read_only=read_only)
