@@ -9,6 +9,7 @@ clear line each.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import multiprocessing
 import os
@@ -262,6 +263,26 @@ def test_a_server_that_ignores_conditional_writes_is_refused(
     # the same bucket through a client that sends the header takes the entry
     registry.publish(lora_dir, ADAPTER_ID, backbone=backbone, store=s3_url)
     assert [str(a) for a in registry.open_store(s3_url).ids()] == [ADAPTER_ID]
+
+
+def test_gc_removes_what_a_dead_s3_publisher_left(backbone, lora_dir, s3_client, bucket, s3_url):
+    entry = "adapters/team/sentiment/de/1.0.0"
+    dead = json.dumps({"host": "elsewhere", "pid": 1, "time": 0}).encode()
+    s3_client.put_object(Bucket=bucket, Key=f"{entry}/.claim", Body=dead)
+    s3_client.put_object(Bucket=bucket, Key=f"{entry}/adapter_model.safetensors", Body=b"half")
+    s3_client.put_object(Bucket=bucket, Key="adapters/.probe~elsewhere~1~0123456789ab", Body=b"")
+    with pytest.raises(ConflictError, match="gc"):
+        registry.publish(lora_dir, ADAPTER_ID, backbone=backbone, store=s3_url)
+    assert registry.open_store(s3_url).ids() == []
+    removed = registry.gc(store=s3_url, grace_s=0)
+    assert sorted(removed) == [
+        f"{bucket}/adapters/.probe~elsewhere~1~0123456789ab",
+        f"{bucket}/{entry}",
+    ]
+    assert _keys(s3_client, bucket) == []
+    registry.publish(lora_dir, ADAPTER_ID, backbone=backbone, store=s3_url)
+    assert registry.gc(store=s3_url, grace_s=0) == []  # a committed entry and its claim stay
+    assert f"{entry}/.claim" in _keys(s3_client, bucket)
 
 
 def test_a_missing_bucket_is_an_error_and_is_not_created(backbone, lora_dir, s3_client):
