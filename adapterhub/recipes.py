@@ -9,15 +9,16 @@ stored with the adapter (``recipe.yaml`` in the output folder, ``recipe`` in the
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapterhub.errors import RecipeError
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 FREEZE_CHOICES = ("backbone", "embeddings", "none")
 METHOD_CHOICES = ("lora", "ia3", "bottleneck", "none")
+REPORT_TO_CHOICES = ("tensorboard", "mlflow", "wandb")
 
 
 @dataclass
@@ -113,6 +114,12 @@ class Recipe:
     """Seeds data order, initialisation, dropout and masking: equal seeds, equal results."""
     log_every: int = 10
     """Write a metrics line every N steps."""
+    report_to: str | None = None
+    """Also log to this experiment tracker through accelerate: tensorboard, mlflow or wandb
+    (its package must be installed; the logs go under the output folder's ``logs/``)."""
+    checkpoint_every: int | None = None
+    """Save a resumable checkpoint (``accelerator.save_state``) every N steps under the output
+    folder's ``checkpoints/``; None for none. ``--resume`` continues from the newest."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -136,6 +143,13 @@ class Recipe:
                 raise RecipeError(f"{name} must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise RecipeError("max_steps must be >= 1")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise RecipeError("checkpoint_every must be >= 1 (or empty for no checkpoints)")
+        if self.report_to not in (None, *REPORT_TO_CHOICES):
+            raise RecipeError(
+                f"report_to must be one of {', '.join(REPORT_TO_CHOICES)} (or empty), "
+                f"not {self.report_to!r}"
+            )
         if self.max_steps is None and self.epochs <= 0:
             raise RecipeError("epochs must be > 0 (or set max_steps)")
         if not 0 < self.learning_rate < 1:
@@ -178,19 +192,44 @@ def recipe_from_dict(data: dict[str, Any], where: str = "recipe") -> Recipe:
         raise RecipeError(f"{where}: {exc}") from exc
 
 
+def recipes_dir() -> Path:
+    """The packaged recipes: the top-level ``recipes/`` folder, which the wheel ships as the
+    package ``adapterhub._recipes`` and an editable install maps onto the checkout's folder."""
+    try:
+        return Path(str(importlib.resources.files("adapterhub._recipes")))
+    except ModuleNotFoundError as exc:
+        raise RecipeError(
+            "adapterhub's packaged recipes (adapterhub._recipes) are not installed; reinstall "
+            "adapterhub (in a checkout: pip install -e .)"
+        ) from exc
+
+
+def recipe_names() -> list[str]:
+    """The names (tasks) of the packaged recipes, sorted."""
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in recipes_dir().iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
 def load_recipe(path_or_task: str | Path) -> Recipe:
-    """A recipe file, or the packaged ``recipes/<task>.yaml`` for a task name."""
+    """A recipe file, or the packaged ``recipes/<task>.yaml`` for a task name. A name without a
+    packaged recipe is a :class:`RecipeError` naming the packaged ones."""
     import yaml
 
     path = Path(path_or_task)
     if not path.is_file():
-        packaged = RECIPES_DIR / f"{path_or_task}.yaml"
+        packaged = recipes_dir() / f"{path_or_task}.yaml"
         if packaged.is_file():
             path = packaged
         elif str(path_or_task).endswith((".yaml", ".yml")) or "/" in str(path_or_task):
             raise RecipeError(f"recipe file {path_or_task} does not exist")
         else:
-            return Recipe(task=str(path_or_task))
+            raise RecipeError(
+                f"no recipe for task {str(path_or_task)!r}; the packaged recipes are "
+                f"{', '.join(recipe_names())} (or pass a recipe file)"
+            )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -16,7 +16,16 @@ from collections.abc import Sequence
 from adapterhub import __version__
 from adapterhub.errors import AdapterHubError
 
-COMMAND_MODULES = ("backbone", "embed", "similarity", "data", "train", "registry", "serve")
+COMMAND_MODULES = (
+    "backbone",
+    "embed",
+    "similarity",
+    "data",
+    "recipe",
+    "train",
+    "registry",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

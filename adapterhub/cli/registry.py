@@ -147,6 +147,9 @@ def _source_or_store(args: argparse.Namespace):
 
 def run_list(args: argparse.Namespace) -> int:
     from adapterhub import registry
+    from adapterhub.registry.remotes import project_registry_dir
+
+    project_registry_dir()  # if the built-in store is absent, this logs so in one line
 
     metric, min_value = args.metric, None
     if metric and ">=" in metric:

@@ -2,13 +2,16 @@
 
 ``{"remotes": {"team": {"url": "oci://registry.example:5000/nlp/adapters", "read_only": false}}}``
 
-The project's own ``registry/`` folder (next to the package in a source checkout, or
+The project's own ``registry/`` folder (shipped in the package as ``adapterhub._registry``, or
 ``$ADAPTERHUB_PROJECT_REGISTRY``) is the built-in read-only remote ``project``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -16,6 +19,8 @@ from pathlib import Path
 from adapterhub import settings
 from adapterhub.errors import NotFoundError, RegistryError, UsageError
 from adapterhub.registry.stores import LocalStore, Store, open_store
+
+log = logging.getLogger(__name__)
 
 PROJECT_REMOTE = "project"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -26,13 +31,41 @@ def remotes_file() -> Path:
 
 
 def project_registry_dir() -> Path | None:
-    """The project's published adapters: ``$ADAPTERHUB_PROJECT_REGISTRY`` or the source tree's
-    top-level ``registry/``; None when neither exists."""
+    """The project's published adapters: the folder ``$ADAPTERHUB_PROJECT_REGISTRY`` names (set
+    but empty: none), else the store shipped in the package. None when absent, which is logged
+    once, in one line."""
+    folder, missing = _locate_project_registry()
+    if missing:
+        _warn_once(missing)
+    return folder
+
+
+def _locate_project_registry() -> tuple[Path | None, str | None]:
+    """(folder, None), or (None, why it is absent); (None, None) when switched off."""
     configured = os.environ.get("ADAPTERHUB_PROJECT_REGISTRY")
+    if configured == "":
+        return None, None
     if configured is not None:
-        return Path(configured) if configured and Path(configured).is_dir() else None
-    candidate = Path(__file__).resolve().parents[2] / "registry"
-    return candidate if candidate.is_dir() else None
+        if Path(configured).is_dir():
+            return Path(configured), None
+        return None, (
+            f"ADAPTERHUB_PROJECT_REGISTRY={configured} is not a folder, so the built-in store "
+            f"{PROJECT_REMOTE!r} is absent; point it at a registry folder or unset it"
+        )
+    try:
+        # The top-level registry/ folder: the wheel ships it as this package and an editable
+        # install maps the name onto the checkout's folder.
+        return Path(str(importlib.resources.files("adapterhub._registry"))), None
+    except ModuleNotFoundError:
+        return None, (
+            f"the built-in store {PROJECT_REMOTE!r} (package adapterhub._registry, the project's "
+            "published adapters) is not installed; reinstall adapterhub to get it"
+        )
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning(message)
 
 
 def _load() -> dict[str, dict]:

@@ -103,7 +103,7 @@ def test_eval_on_the_8bit_backbone_agrees_with_fp32(
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["--task", "summarise", "--lang", "en"], "unknown task 'summarise'"),
+        (["--task", "summarise", "--lang", "en"], "no recipe for task 'summarise'"),
         (["--task", "sentiment", "--lang", "english"], "'english' is not an ISO"),
     ],
 )

@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from adapterhub.errors import RecipeError
-from adapterhub.recipes import RECIPES_DIR, Recipe, load_recipe, recipe_from_dict, resolve_recipe
+from adapterhub.recipes import Recipe, load_recipe, recipe_from_dict, recipes_dir, resolve_recipe
 
 
 @pytest.mark.parametrize("task", ["sentiment", "pos", "langid", "mlm"])
 def test_packaged_recipes_load(task):
-    assert (RECIPES_DIR / f"{task}.yaml").is_file()
+    assert (recipes_dir() / f"{task}.yaml").is_file()
     recipe = load_recipe(task)
     assert recipe.task == task
 
