@@ -25,8 +25,15 @@ from typing import Any
 
 import torch
 
-from adapterhub.errors import IntegrityError, OverloadError, ServingError, UsageError
+from adapterhub.errors import (
+    AdapterHubError,
+    IntegrityError,
+    OverloadError,
+    ServingError,
+    UsageError,
+)
 from adapterhub.preprocessing import Preprocessing
+from adapterhub.registry import open_adapter
 from adapterhub.runtime import adapters as adapter_parts
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
@@ -35,6 +42,11 @@ from adapterhub.tasks import get_task_type
 from adapterhub.tasks.base import Encoded, encode_text, pad_batch, pad_id
 
 log = logging.getLogger(__name__)
+
+FAILED_LOAD_SECONDS = 30.0
+"""How long a failed load is remembered: asking again within it answers the same error unread."""
+FAILED_FORWARD_SECONDS = 300.0
+"""How long an adapter that broke a batched forward stays quarantined (unloaded, refused)."""
 
 DEFAULT_PREFIX = ""
 """Text put before each sequence-task input when the adapter's manifest records no
@@ -131,6 +143,8 @@ class Row:
 class RowOutput:
     logits: torch.Tensor | None = None  # [labels] or [words, labels]
     embedding: torch.Tensor | None = None  # [hidden], mean-pooled, not normalised
+    error: AdapterHubError | None = None
+    """Why this row has no answer (its adapter failed in the forward); other rows are unharmed."""
 
 
 class Runtime:
@@ -181,6 +195,7 @@ class Runtime:
         self._room_changes = 0
         self._retiring: dict[int, Resident] = {}  # unloaded while pinned: slots held still
         self._aliases: dict[str, tuple[str, float]] = {}
+        self._quarantined: dict[str, tuple[float, AdapterHubError]] = {}  # id -> (until, why)
         self.counters = {
             "loads": 0,
             "evictions": 0,
@@ -263,26 +278,29 @@ class Runtime:
         hit = self._hit(exact, pin)
         if hit is not None:
             return hit
+        self._refuse_if_quarantined(exact)
 
         def read():
-            from adapterhub.registry import open_adapter
-
             return open_adapter(exact, self.backbone, store=self._registry_store())
 
-        return self._place(exact, read, pin)
+        try:
+            return self._place(exact, read, pin)
+        except IntegrityError as exc:  # a bad entry costs one read, not one per request
+            self._quarantine(exact, exc, FAILED_LOAD_SECONDS)
+            raise
 
-    def load_path(
-        self, folder: str | Path, *, name: str | None = None, pin: bool = False
-    ) -> Resident:
-        """Make the adapter folder ``folder`` (a training output, or any FORMAT.md folder)
-        resident under ``name`` (default: the folder's path)."""
-        from adapterhub.registry.verify import verify_adapter_dir
+    def _quarantine(self, adapter: str, error: AdapterHubError, seconds: float) -> None:
+        with self._lock:
+            self._quarantined[adapter] = (time.monotonic() + seconds, error)
 
-        name = name or str(Path(folder).resolve())
-        hit = self._hit(name, pin)
-        if hit is not None:
-            return hit
-        return self._place(name, lambda: verify_adapter_dir(folder, self.backbone), pin)
+    def _refuse_if_quarantined(self, adapter: str) -> None:
+        with self._lock:
+            held = self._quarantined.get(adapter)
+            if held is not None and time.monotonic() >= held[0]:
+                del self._quarantined[adapter]
+                held = None
+        if held is not None:
+            raise held[1]
 
     def _place(self, name: str, read: Any, pin: bool = False) -> Resident:
         """Verify (``read()``) and copy an adapter's tensors into free bank slots."""
@@ -689,6 +707,7 @@ class Runtime:
         try:
             for name in names:
                 residents.append(self.load(name, pin=True))
+            _check_stack(residents)
         except BaseException:
             self._unpin(residents)
             raise
@@ -734,7 +753,46 @@ class Runtime:
     # ------------------------------------------------------------------ the forward
 
     def forward(self, rows: Sequence[Row]) -> list[RowOutput]:
-        """ONE backbone forward for rows that may each use different adapters or none."""
+        """ONE backbone forward for rows that may each use different adapters or none.
+
+        Fault isolation: if the batch fails, each adapter set's rows run again on their own;
+        rows whose adapters fail alone get ``error`` (and those adapters are quarantined), every
+        other row is answered as if the bad rows had never been there.
+        """
+        try:
+            return self._forward(rows)
+        except Exception as exc:
+            groups: dict[tuple[str, ...], list[int]] = {}
+            for i, row in enumerate(rows):
+                groups.setdefault(tuple(row.lease.ids), []).append(i)
+            if len(groups) == 1 and not next(iter(groups)):
+                raise  # the bare backbone itself failed: nothing to isolate
+            log.warning("a batch of %d rows failed (%s); retrying per adapter", len(rows), exc)
+        outputs: list[RowOutput] = [RowOutput() for _ in rows]
+        for ids, indices in groups.items():
+            try:
+                for i, output in zip(indices, self._forward([rows[i] for i in indices])):
+                    outputs[i] = output
+            except (
+                AdapterHubError
+            ) as error:  # the request's fault (no head, ...), not the adapter's
+                for i in indices:
+                    outputs[i] = RowOutput(error=error)
+            except Exception as exc:
+                error = ServingError(
+                    f"{', '.join(ids)} failed in the batched forward ({type(exc).__name__}: "
+                    f"{exc}); it is quarantined for {FAILED_FORWARD_SECONDS:.0f} s - check the "
+                    "adapter with `adapterhub registry verify`"
+                )
+                log.error("quarantining %s: %s", ", ".join(ids), exc)
+                for adapter_id in ids:
+                    self._quarantine(adapter_id, error, FAILED_FORWARD_SECONDS)
+                    self.unload(adapter_id)
+                for i in indices:
+                    outputs[i] = RowOutput(error=error)
+        return outputs
+
+    def _forward(self, rows: Sequence[Row]) -> list[RowOutput]:
         if not rows:
             return []
         # rows of adapters that share banks next to each other (bare rows last): each bank's
@@ -744,7 +802,7 @@ class Runtime:
             key=lambda i: (not rows[i].lease.adapters, [a.layout for a in rows[i].lease.adapters]),
         )
         if order != list(range(len(rows))):
-            outputs = self.forward([rows[i] for i in order])
+            outputs = self._forward([rows[i] for i in order])
             result: list[RowOutput] = [RowOutput()] * len(rows)
             for position, i in enumerate(order):
                 result[i] = outputs[position]
@@ -840,9 +898,25 @@ def _head_bytes(resident: Resident) -> int:
     return sum(t.numel() * t.element_size() for t in resident.head or ())
 
 
+def _check_stack(residents: Sequence[Resident]) -> None:
+    """A stack is [language adapter, task adapter]: two different adapters, in that order."""
+    if len(residents) < 2:
+        return
+    language, task = residents
+    if language.id == task.id:
+        raise UsageError(f"the stack names {task.id} twice; a stack is [language, task]")
+    if language.kind != "language" or task.kind != "task":
+        raise UsageError(
+            f"a stack is [language adapter, task adapter]; got [{language.id} ({language.kind}), "
+            f"{task.id} ({task.kind})]"
+        )
+
+
 def format_prediction(lease: Lease, row: Row, output: RowOutput) -> dict[str, Any]:
     """One row's answer as its head owner's task type shapes it (``{"label", "scores"}`` for a
-    sequence task, ``{"tokens": [...]}`` for a token task)."""
+    sequence task, ``{"tokens": [...]}`` for a token task). A row whose adapter failed raises."""
+    if output.error is not None:
+        raise output.error
     owner = lease.head_owner
     if owner is None or output.logits is None:
         raise UsageError(f"{', '.join(lease.ids) or 'the backbone'} has no task head")
