@@ -88,7 +88,8 @@ class Manifest(BaseModel):
     method_config: dict[str, Any] = Field(default_factory=dict)
     """The adapter_config.json the entry carries."""
     labels: list[str] = Field(default_factory=list)
-    task_type: Literal["sequence", "token"] | None = None
+    task_type: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    """The head's task type (``adapterhub.tasks.TASK_TYPES``: sequence, token); None without."""
     preprocessing: dict[str, Any] | None = None
     """How inputs become token ids (:class:`adapterhub.preprocessing.Preprocessing`): what
     training did, what evaluation and serving do."""
@@ -187,7 +188,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-_TASK_TYPE_TAGS = {"sequence": "text-classification", "token": "token-classification"}
+def _pipeline_tag(task_type: str | None) -> str:
+    # the task table imports torch (~9 s cold); cards are rendered at publish, which loads the
+    # tensors anyway, and never by `registry list`
+    from adapterhub.tasks import TASK_TYPES
+
+    known = TASK_TYPES.get(task_type or "")
+    return known.pipeline_tag if known is not None else "other"
 
 
 def render_card(manifest: Manifest) -> str:
@@ -218,7 +225,7 @@ def render_card(manifest: Manifest) -> str:
                 "results": [
                     {
                         "task": {
-                            "type": _TASK_TYPE_TAGS.get(manifest.task_type or "", "other"),
+                            "type": _pipeline_tag(manifest.task_type),
                             "name": manifest.task,
                         },
                         "dataset": {

@@ -398,9 +398,15 @@ def check_head(
         raise IntegrityError(
             f"{where}: metadata 'labels' must list {weight.shape[0]} label names in index order"
         )
+    # the task table imports torch and transformers (~9 s cold): `registry list` and `show`
+    # never get here, only a verification that reads the tensors anyway
+    from adapterhub.tasks import HEAD_TASK_TYPES
+
     task_type = metadata.get("task_type", "sequence")
-    if task_type not in ("sequence", "token"):
-        raise IntegrityError(f"{where}: metadata task_type {task_type!r} is not sequence or token")
+    if task_type not in HEAD_TASK_TYPES:
+        raise IntegrityError(
+            f"{where}: metadata task_type {task_type!r} is not one of {', '.join(HEAD_TASK_TYPES)}"
+        )
     return labels, task_type
 
 

@@ -160,6 +160,8 @@ class TaskType:
     """The type's name, as manifests and ``head.safetensors`` record it."""
     data_kind: ClassVar[str]
     """The dataset kind it reads (``adapterhub.data``: which columns rows have)."""
+    pipeline_tag: ClassVar[str] = "other"
+    """The Hugging Face hub's pipeline tag, for model cards."""
     metrics: ClassVar[tuple[str, ...]]
     """The metric names it reports, the first one being its default checkpoint metric."""
     publishes_head: ClassVar[bool] = True

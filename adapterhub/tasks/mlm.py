@@ -88,6 +88,7 @@ class MaskedLanguageModel(TaskModel):
 class MaskedLanguageTask(TaskType):
     name = "mlm"
     data_kind = MASKED_LM
+    pipeline_tag = "fill-mask"
     metrics = ("mlm_accuracy",)
     publishes_head = False
 

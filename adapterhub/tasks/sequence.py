@@ -62,6 +62,7 @@ class SequenceClassification(LabelHeadModel):
 class SequenceTask(TaskType):
     name = "sequence"
     data_kind = TEXT_CLASSIFICATION
+    pipeline_tag = "text-classification"
     metrics = ("accuracy", "macro_f1")
     output_model = SequencePrediction
 

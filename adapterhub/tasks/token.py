@@ -77,6 +77,7 @@ class TokenClassification(LabelHeadModel):
 class TokenTask(TaskType):
     name = "token"
     data_kind = TOKEN_CLASSIFICATION
+    pipeline_tag = "token-classification"
     metrics = ("macro_f1", "token_accuracy")
     output_model = TokenPredictions
 
