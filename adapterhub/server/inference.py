@@ -55,9 +55,16 @@ class Inference:
         return [self.runtime.encode(text, lease, mode, index) for index, text in enumerate(texts)]
 
     async def forward(self, rows: list[Row]) -> list[RowOutput]:
-        """Queue ``rows`` for the batcher and wait for their outputs (429 when the queue is full)."""
+        """Queue ``rows`` for the batcher and wait for their outputs (429 when the queue is full).
+
+        A row whose adapter failed in the batched forward carries its error (the other requests
+        of that batch are answered): this request gets that error."""
         self.metrics.inputs.inc(len(rows))
-        return await self.batcher.submit(rows)
+        outputs = await self.batcher.submit(rows)
+        for output in outputs:
+            if output.error is not None:
+                raise output.error
+        return outputs
 
     def refuse_cut(self, rows: Sequence[Row]) -> None:
         """413 for an input its encoding cut at the token limit (TEI's ``truncate: false``)."""
