@@ -49,8 +49,15 @@ class RuntimeConfig:
     )
     bank_chunk: int = _option(
         32,
-        "slots an adapter bank starts with (capped at --max-resident); a full bank grows",
+        "slots a full adapter bank grows by at least (cut to what the capacity limit leaves)",
         metavar="SLOTS",
+    )
+    room_wait_s: float = _option(
+        5.0,
+        "seconds a load waits for a request to release a pinned adapter when only that would "
+        "make room; then it answers 429",
+        flag="--room-wait",
+        metavar="SECONDS",
     )
 
 

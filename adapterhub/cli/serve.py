@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         max_length=limits.max_length,
         prefix=limits.prefix,
         bank_chunk=limits.bank_chunk,
+        room_wait_s=limits.room_wait_s,
     )
     loaded = preload(runtime, args.preload)
     if loaded:

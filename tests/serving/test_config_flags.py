@@ -92,10 +92,11 @@ def test_admin_token_falls_back_to_the_environment(monkeypatch):
     assert config_from_args(ServerConfig, _serve([])).admin_token is None
 
 
-def test_runtime_config_defaults_are_the_runtimes():
+def test_runtime_config_is_every_runtime_option_with_its_default():
     parameters = inspect.signature(Runtime).parameters
+    options = {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY} - {"registry"}
+    assert {item.name for item in dataclasses.fields(RuntimeConfig)} == options
     for item in dataclasses.fields(RuntimeConfig):
-        assert item.name in parameters, f"RuntimeConfig.{item.name} is no Runtime argument"
         assert parameters[item.name].default == item.default, item.name
 
 
