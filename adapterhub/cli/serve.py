@@ -142,10 +142,8 @@ def run(args: argparse.Namespace) -> int:
     )
     loaded = preload(runtime, args.preload)
     if loaded:
-        print(
-            f"preloaded {len(loaded)} adapters: {', '.join(loaded[:10])}{' ...' if len(loaded) > 10 else ''}",
-            flush=True,
-        )
+        more = " ..." if len(loaded) > 10 else ""
+        print(f"preloaded {len(loaded)} adapters: {', '.join(loaded[:10])}{more}", flush=True)
     app = create_app(runtime, config)
     print(
         f"serving {backbone.name} on http://{config.host}:{config.port} (OpenAPI at /docs)",

@@ -1,6 +1,6 @@
 """The steps every prediction route shares: check the stated limits, pin the adapters, encode the
-texts, queue them for the batched forward and wait. A handler receives one :class:`Inference` per request
-(``inference: InferenceDep``) built from the app's shared state."""
+texts, queue them for the batched forward and wait. A handler receives one :class:`Inference`
+per request (``inference: InferenceDep``) built from the app's shared state."""
 
 from __future__ import annotations
 
