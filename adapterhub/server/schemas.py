@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from adapterhub.tasks import TASK_TYPES
 
 # ----------------------------------------------------------------------------- /v1/predict
 
@@ -42,18 +44,8 @@ class PredictRequest(BaseModel):
         return [self.adapter] if self.adapter is not None else list(self.stack or [])
 
 
-class TokenPrediction(BaseModel):
-    word: str
-    label: str
-    scores: dict[str, float]
-
-
-class Prediction(BaseModel):
-    """A sequence task's ``label`` and ``scores``; a token task's ``tokens``."""
-
-    label: str | None = None
-    scores: dict[str, float] | None = None
-    tokens: list[TokenPrediction] | None = None
+Prediction = Union[tuple(t.output_model for t in TASK_TYPES.values() if t.output_model)]  # noqa: UP007
+"""One input's answer: the schema of the answering adapter's task type (``adapterhub.tasks``)."""
 
 
 class PredictResponse(BaseModel):
