@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from adapterhub.errors import RecipeError
+from adapterhub.methods import METHOD_NAMES
 
 FREEZE_CHOICES = ("backbone", "embeddings", "none")
-METHOD_CHOICES = ("lora", "ia3", "bottleneck", "none")
+METHOD_CHOICES = (*METHOD_NAMES, "none")
+"""The registered adapter methods, or none (only the head, or the whole backbone, trains)."""
 REPORT_TO_CHOICES = ("tensorboard", "mlflow", "wandb")
 
 

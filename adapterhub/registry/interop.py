@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from adapterhub.errors import IntegrityError, UsageError
+from adapterhub.methods import method_of
+from adapterhub.methods.peft import PEFT_PREFIX as _PREFIX
 from adapterhub.registry.manifest import ADAPTER_CONFIG, ADAPTER_WEIGHTS, HEAD
-from adapterhub.registry.verify import (
-    adapter_method,
-    load_safetensors,
-    read_json_file,
-    refuse_pickles,
-)
+from adapterhub.registry.verify import load_safetensors, read_json_file, refuse_pickles
 
-_PREFIX = "base_model.model."
 _ADAPTER_MARKERS = (".lora_", ".ia3_l")
 
 
@@ -68,7 +64,7 @@ def convert_peft_dir(
     src, dst = Path(src), Path(dst)
     refuse_pickles(src)
     config = read_json_file(src / ADAPTER_CONFIG, "the adapter config")
-    method = adapter_method(config, str(src / ADAPTER_CONFIG))
+    method = method_of(config, str(src / ADAPTER_CONFIG)).name
     if method == "bottleneck":
         for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, HEAD):
             if (src / name).is_file():

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
 import sys
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from adapterhub.errors import BackboneMismatchError, IntegrityError
+from adapterhub.methods import method_of
 from adapterhub.registry.manifest import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -56,8 +55,10 @@ _DTYPE_BYTES = {
     "F64": 8,
 }
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"}
-_PEFT_PREFIX = "base_model.model."
-_LAYER_KEY = re.compile(r"^layers\.(\d+)\.(down|up)\.(weight|bias)$")
+HEAD_BOUND = 1e4
+"""Largest |weight| and |bias| a head may hold. Logits over hidden states of up to 1e5 features
+of magnitude up to 1e4 then stay below 1e13: finite in fp32 (3.4e38), so scores are numbers. No
+trained head comes near it (ours: under 1)."""
 
 
 def sha256_file(path: str | Path) -> tuple[str, int]:
@@ -292,19 +293,6 @@ def read_json_file(path: Path, what: str, content: bytes | None = None) -> dict[
     return data
 
 
-def adapter_method(config: dict[str, Any], where: str = ADAPTER_CONFIG) -> str:
-    """``lora``, ``ia3`` or ``bottleneck`` from an adapter_config.json."""
-    if config.get("adapter_method") == "bottleneck":
-        return "bottleneck"
-    peft_type = str(config.get("peft_type", "")).upper()
-    if peft_type in ("LORA", "IA3"):
-        return peft_type.lower()
-    raise IntegrityError(
-        f"{where}: unsupported adapter type (peft_type={config.get('peft_type')!r}, "
-        f"adapter_method={config.get('adapter_method')!r}); supported: LoRA, IA3, bottleneck"
-    )
-
-
 @dataclass
 class VerifiedAdapter:
     """An adapter folder that passed every check, with the tensors that were checked."""
@@ -317,6 +305,8 @@ class VerifiedAdapter:
     labels: list[str] = field(default_factory=list)
     task_type: str | None = None
     manifest: Manifest | None = None
+    settings: Any = None
+    """The method's config as its validate_config parsed it (what serving reads)."""
 
 
 def check_files_against_manifest(folder: Path, manifest: Manifest) -> dict[str, bytes]:
@@ -384,6 +374,14 @@ def check_head(
         raise IntegrityError(
             f"{where}: head expects hidden size {weight.shape[1]} but the backbone has {hidden}"
         )
+    for name, tensor in (("weight", weight), ("bias", bias)):
+        largest = float(tensor.float().abs().max()) if tensor.numel() else 0.0
+        if not largest <= HEAD_BOUND:
+            raise IntegrityError(
+                f"{where}: head {name} holds a value of magnitude {largest:.3g}; a head's "
+                f"weights and biases must lie within {HEAD_BOUND:g} so its logits stay finite "
+                "(retrain the head)"
+            )
     try:
         labels = json.loads(metadata.get("labels", "null"))
     except ValueError as exc:
@@ -408,123 +406,6 @@ def check_head(
             f"{where}: metadata task_type {task_type!r} is not one of {', '.join(HEAD_TASK_TYPES)}"
         )
     return labels, task_type
-
-
-_MODULES_BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _module(model: Any, key_module: str, where: Path, key: str) -> Any:
-    # Every load checks ~100 keys against the same backbone: look names up in one dict per model.
-    modules = _MODULES_BY_MODEL.get(model)
-    if modules is None:
-        modules = _MODULES_BY_MODEL[model] = dict(model.named_modules())
-    try:
-        return modules[key_module]
-    except KeyError:
-        raise IntegrityError(
-            f"{where}: tensor {key!r} targets module {key_module!r}, which the backbone does "
-            "not have (wrong backbone or a foreign adapter)"
-        ) from None
-
-
-def _features(module: Any) -> tuple[int, int]:
-    if hasattr(module, "in_features") and hasattr(module, "out_features"):
-        return int(module.in_features), int(module.out_features)
-    if hasattr(module, "num_embeddings"):
-        return int(module.num_embeddings), int(module.embedding_dim)
-    weight = getattr(module, "weight", None)
-    if weight is not None and weight.dim() == 2:
-        return int(weight.shape[1]), int(weight.shape[0])
-    raise IntegrityError(f"module {module.__class__.__name__} cannot carry an adapter")
-
-
-def check_peft_weights(
-    method: str, config: dict[str, Any], weights: dict[str, Any], where: Path, model: Any = None
-) -> None:
-    """LoRA/IA3 tensors: PEFT key names, consistent ranks, and shapes that fit ``model``."""
-    lora_a: dict[str, Any] = {}
-    lora_b: dict[str, Any] = {}
-    for key, tensor in weights.items():
-        if not key.startswith(_PEFT_PREFIX):
-            raise IntegrityError(f"{where}: tensor {key!r} is not a PEFT adapter key")
-        rest = key[len(_PEFT_PREFIX) :]
-        if method == "lora" and rest.endswith((".lora_A.weight", ".lora_embedding_A")):
-            lora_a[rest.rsplit(".lora_", 1)[0]] = (key, tensor)
-        elif method == "lora" and rest.endswith((".lora_B.weight", ".lora_embedding_B")):
-            lora_b[rest.rsplit(".lora_", 1)[0]] = (key, tensor)
-        elif method == "lora" and rest.endswith(".lora_magnitude_vector"):
-            if model is not None:
-                _, out = _features(_module(model, rest.rsplit(".", 1)[0], where, key))
-                if tensor.numel() != out:
-                    raise IntegrityError(f"{where}: {key!r} has {tensor.numel()} values, not {out}")
-        elif method == "ia3" and rest.endswith(".ia3_l"):
-            if model is not None:
-                inp, out = _features(_module(model, rest[: -len(".ia3_l")], where, key))
-                if tuple(tensor.shape) not in ((out, 1), (1, inp)):
-                    raise IntegrityError(
-                        f"{where}: {key!r} has shape {tuple(tensor.shape)}; the module is "
-                        f"{inp}->{out} so it must be ({out}, 1) or (1, {inp})"
-                    )
-        elif model is not None:
-            # bias or modules_to_save weights: must match the backbone parameter they replace
-            try:
-                param = model.get_parameter(rest)
-            except AttributeError:
-                raise IntegrityError(
-                    f"{where}: tensor {key!r} matches no adapter key and no backbone parameter"
-                ) from None
-            if tuple(param.shape) != tuple(tensor.shape):
-                raise IntegrityError(
-                    f"{where}: {key!r} has shape {tuple(tensor.shape)}, the backbone's "
-                    f"{tuple(param.shape)}"
-                )
-    if set(lora_a) != set(lora_b):
-        missing = sorted(set(lora_a) ^ set(lora_b))
-        raise IntegrityError(f"{where}: LoRA A/B pairs incomplete for {missing[:3]}")
-    if method == "lora" and not lora_a:
-        raise IntegrityError(f"{where}: no LoRA weights found")
-    for name, (key_a, a) in lora_a.items():
-        key_b, b = lora_b[name]
-        if a.dim() != 2 or b.dim() != 2 or a.shape[0] != b.shape[1]:
-            raise IntegrityError(
-                f"{where}: {key_a!r} {tuple(a.shape)} and {key_b!r} {tuple(b.shape)} "
-                "are not a rank-r pair"
-            )
-        if model is not None:
-            inp, out = _features(_module(model, name, where, key_a))
-            if a.shape[1] != inp or b.shape[0] != out:
-                raise IntegrityError(
-                    f"{where}: LoRA on {name!r} has A {tuple(a.shape)} and B {tuple(b.shape)} but "
-                    f"the backbone module is {inp}->{out} (trained on another backbone?)"
-                )
-
-
-def check_bottleneck_weights(
-    config: dict[str, Any], weights: dict[str, Any], where: Path, hidden: int | None, layers: int
-) -> None:
-    size = config.get("bottleneck_size")
-    for key, tensor in weights.items():
-        match = _LAYER_KEY.match(key)
-        if not match:
-            raise IntegrityError(f"{where}: {key!r} is not a bottleneck adapter key")
-        index, part, kind = int(match[1]), match[2], match[3]
-        if layers and index >= layers:
-            raise IntegrityError(f"{where}: {key!r} names layer {index}; the backbone has {layers}")
-        h = hidden or int(config.get("hidden_size", 0)) or None
-        expected = {
-            ("down", "weight"): (size, h),
-            ("down", "bias"): (size,),
-            ("up", "weight"): (h, size),
-            ("up", "bias"): (h,),
-        }[(part, kind)]
-        actual = tuple(tensor.shape)
-        if len(actual) != len(expected) or any(
-            e is not None and e != a for e, a in zip(expected, actual)
-        ):
-            raise IntegrityError(
-                f"{where}: {key!r} has shape {actual}, expected {expected} "
-                "(hidden size or bottleneck size differ)"
-            )
 
 
 def verify_adapter_dir(
@@ -562,24 +443,15 @@ def verify_adapter_dir(
     config = read_json_file(
         folder / ADAPTER_CONFIG, "the adapter config", contents.get(ADAPTER_CONFIG)
     )
-    method = adapter_method(config, str(folder / ADAPTER_CONFIG))
-    if manifest is not None and manifest.method != method:
-        raise IntegrityError(f"{folder}: manifest says {manifest.method}, the config {method}")
+    # the method's one verification: the same the runtime and training-time loads run
+    method = method_of(config, str(folder / ADAPTER_CONFIG))
+    settings = method.validate_config(config, str(folder / ADAPTER_CONFIG))
+    if manifest is not None and manifest.method != method.name:
+        raise IntegrityError(f"{folder}: manifest says {manifest.method}, the config {method.name}")
     weights, _ = load_safetensors(folder / ADAPTER_WEIGHTS, contents.get(ADAPTER_WEIGHTS))
     hidden = getattr(backbone, "hidden_size", None) if backbone is not None else None
     model = getattr(backbone, "model", None) if backbone is not None else None
-    if method == "bottleneck":
-        layers = 0
-        if model is not None:
-            layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-        if hidden is not None and int(config.get("hidden_size", hidden)) != hidden:
-            raise IntegrityError(
-                f"{folder}: bottleneck built for hidden size {config.get('hidden_size')}, "
-                f"the backbone has {hidden}"
-            )
-        check_bottleneck_weights(config, weights, folder, hidden, layers)
-    else:
-        check_peft_weights(method, config, weights, folder, model)
+    method.check_weights(settings, weights, str(folder), model)
     head = None
     labels: list[str] = []
     task_type = None
@@ -588,7 +460,9 @@ def verify_adapter_dir(
         labels, task_type = check_head(head, metadata, folder / HEAD, hidden)
         if manifest is not None and manifest.labels and manifest.labels != labels:
             raise IntegrityError(f"{folder}: head labels {labels} differ from the manifest's")
-    return VerifiedAdapter(folder, method, config, weights, head, labels, task_type, manifest)
+    return VerifiedAdapter(
+        folder, method.name, config, weights, head, labels, task_type, manifest, settings
+    )
 
 
 __all__ = [

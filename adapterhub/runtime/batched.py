@@ -25,15 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from adapterhub.methods.bottleneck import layer as bottleneck_layer
 from adapterhub.runtime.banks import Bank
-
-ACTIVATIONS = {
-    "relu": torch.relu,
-    "gelu": nn.functional.gelu,
-    "tanh": torch.tanh,
-    "silu": nn.functional.silu,
-    "swish": nn.functional.silu,
-}
 
 
 @dataclass
@@ -41,10 +34,17 @@ class Entry:
     """One adapter tensor group placed in one bank slot."""
 
     module: int  # index of the hooked Linear
-    kind: str  # lora | ia3_in | ia3_out | bottleneck
+    kind: str  # lora | ia3_in | ia3_out | bottleneck: a field of ModulePlan
     bank: Bank
     slot: int
     activation: str = ""
+    function: Any = field(default=None, init=False, repr=False)
+    """The bottleneck's non-linearity, looked up once when the adapter loads (the name was
+    checked at publish and load), never per batch."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "bottleneck":
+            self.function = bottleneck_layer.activation(self.activation)
 
 
 @dataclass
@@ -102,7 +102,7 @@ def build_plan(rows: list[list[list[Entry]]], device: Any) -> dict[int, ModulePl
             torch.tensor(row_list, dtype=torch.long, device=device),
             torch.tensor(slot_list, dtype=torch.long, device=device),
             span,
-            ACTIVATIONS[entry.activation] if entry.kind == "bottleneck" else None,
+            entry.function,
             slot_list[0] if len(set(slot_list)) == 1 else None,
         )
         getattr(plan[entry.module], entry.kind).append(group)
@@ -151,6 +151,49 @@ def _pre_hook(index: int):
     return hook
 
 
+def _add_lora(x: torch.Tensor, y: torch.Tensor, group: Group) -> None:
+    """LoRA: ``y[rows] += (x[rows] @ A[slots]^T) @ B[slots]^T`` (B holds the scaling)."""
+    bank = group.bank.tensors
+    same_dtype = x.dtype == y.dtype == bank["A"].dtype
+    if group.single is not None and group.span and same_dtype and y.is_contiguous():
+        # one adapter for the whole span: plain matmuls, no gather
+        start, stop = group.span
+        a, b = bank["A"][group.single], bank["B"][group.single]  # [r, in], [out, r]
+        xa = x[start:stop].reshape(-1, a.shape[1]) @ a.T
+        y[start:stop].view(-1, b.shape[0]).addmm_(xa, b.T)
+        return
+    a = bank["A"].index_select(0, group.slots)  # [n, r, in]
+    b = bank["B"].index_select(0, group.slots)  # [n, out, r], scaling folded in
+    if group.span and same_dtype:
+        start, stop = group.span
+        y[start:stop].baddbmm_(torch.bmm(x[start:stop], a.transpose(1, 2)), b.transpose(1, 2))
+    else:
+        xs = x.index_select(0, group.rows).to(a.dtype)  # [n, T, in]
+        delta = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2))
+        y.index_add_(0, group.rows, delta.to(y.dtype))
+
+
+def _add_bottleneck(y: torch.Tensor, group: Group) -> None:
+    """Bottleneck: ``y[rows] += up(act(down(y[rows])))``."""
+    t = group.bank.tensors
+    slots = group.slots
+    h = y[group.span[0] : group.span[1]] if group.span else y.index_select(0, group.rows)
+    down = torch.baddbmm(
+        t["down_b"].index_select(0, slots).unsqueeze(1),
+        h.to(t["down_w"].dtype),  # [n, T, H]
+        t["down_w"].index_select(0, slots).transpose(1, 2),
+    )
+    up = torch.baddbmm(
+        t["up_b"].index_select(0, slots).unsqueeze(1),
+        group.activation(down),
+        t["up_w"].index_select(0, slots).transpose(1, 2),
+    ).to(y.dtype)
+    if group.span:
+        h.add_(up)
+    else:
+        y.index_add_(0, group.rows, up)
+
+
 def _post_hook(index: int):
     def hook(_module: nn.Module, args: tuple, output: torch.Tensor):
         plan = getattr(_current, "plan", None)
@@ -159,49 +202,12 @@ def _post_hook(index: int):
         step = plan.get(index)
         if step is None:
             return None
-        y = output
-        _scale_rows(y, step.ia3_out)
+        x, y = args[0], output
+        _scale_rows(y, step.ia3_out)  # IA3 on keys and values: y *= l
         for group in step.lora:
-            x = args[0]
-            bank = group.bank.tensors
-            same_dtype = x.dtype == y.dtype == bank["A"].dtype
-            if group.single is not None and group.span and same_dtype and y.is_contiguous():
-                # one adapter for the whole span: plain matmuls, no gather
-                start, stop = group.span
-                a, b = bank["A"][group.single], bank["B"][group.single]  # [r, in], [out, r]
-                xa = x[start:stop].reshape(-1, a.shape[1]) @ a.T
-                y[start:stop].view(-1, b.shape[0]).addmm_(xa, b.T)
-                continue
-            a = bank["A"].index_select(0, group.slots)  # [n, r, in]
-            b = bank["B"].index_select(0, group.slots)  # [n, out, r], scaling folded in
-            if group.span and same_dtype:
-                start, stop = group.span
-                y[start:stop].baddbmm_(
-                    torch.bmm(x[start:stop], a.transpose(1, 2)), b.transpose(1, 2)
-                )
-            else:
-                xs = x.index_select(0, group.rows).to(a.dtype)  # [n, T, in]
-                delta = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2))
-                y.index_add_(0, group.rows, delta.to(y.dtype))
-        for group in step.bottleneck:
-            t = group.bank.tensors
-            slots = group.slots
-            h = y[group.span[0] : group.span[1]] if group.span else y.index_select(0, group.rows)
-            hf = h.to(t["down_w"].dtype)  # [n, T, H]
-            down = torch.baddbmm(
-                t["down_b"].index_select(0, slots).unsqueeze(1),
-                hf,
-                t["down_w"].index_select(0, slots).transpose(1, 2),
-            )
-            up = torch.baddbmm(
-                t["up_b"].index_select(0, slots).unsqueeze(1),
-                group.activation(down),
-                t["up_w"].index_select(0, slots).transpose(1, 2),
-            ).to(y.dtype)
-            if group.span:
-                h.add_(up)
-            else:
-                y.index_add_(0, group.rows, up)
+            _add_lora(x, y, group)
+        for group in step.bottleneck:  # after the LoRA deltas, in stack order
+            _add_bottleneck(y, group)
         return y
 
     return hook

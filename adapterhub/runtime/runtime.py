@@ -32,9 +32,10 @@ from adapterhub.errors import (
     ServingError,
     UsageError,
 )
+from adapterhub.methods import get_method
+from adapterhub.methods.base import Parts
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry import open_adapter
-from adapterhub.runtime import adapters as adapter_parts
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
@@ -371,17 +372,11 @@ class Runtime:
         log.info("loaded %s in %.1f ms", name, resident.load_seconds * 1000)
         return resident
 
-    def _parts(self, verified: Any) -> adapter_parts.Parts:
+    def _parts(self, verified: Any) -> Parts:
+        """The bank tensors of a verified adapter: its method's serving parts."""
         where = str(verified.path)
-        if verified.method == "lora":
-            parts = adapter_parts.lora_parts(verified.config, verified.weights, where)
-        elif verified.method == "ia3":
-            parts = adapter_parts.ia3_parts(verified.config, verified.weights, where)
-        elif verified.method == "bottleneck":
-            template = self._bottleneck_template()
-            parts = adapter_parts.bottleneck_parts(verified.config, verified.weights, template)
-        else:
-            raise IntegrityError(f"{where}: method {verified.method} cannot be served")
+        method = get_method(verified.method)
+        parts = method.serve_parts(verified.settings, verified.weights, self.modules)
         for part in parts.parts:
             if part.module not in self.modules:
                 raise IntegrityError(
@@ -389,13 +384,6 @@ class Runtime:
                     "this backbone (trained on another backbone?)"
                 )
         return parts
-
-    def _bottleneck_template(self) -> str:
-        for name in self.modules:
-            if name.endswith(".output.dense") and ".attention." not in name:
-                prefix = name.split(".layer.")[0]
-                return prefix + ".layer.{}.output.dense"
-        raise ServingError("this backbone has no BERT-style layers for bottleneck adapters")
 
     # ------------------------------------------------------------------ room in the banks
     #
@@ -442,9 +430,7 @@ class Runtime:
             return sum(r.slot_bytes for r in held) + extra_bytes > self.memory_budget
         return False
 
-    def _make_room(
-        self, parts: adapter_parts.Parts, head_bytes: int
-    ) -> tuple[dict[tuple, Bank] | None, int]:
+    def _make_room(self, parts: Parts, head_bytes: int) -> tuple[dict[tuple, Bank] | None, int]:
         """The banks one more adapter goes into, each with a free slot for it, within the
         limits; ``None`` when only a pin release can make room. Also returns the room-change
         count seen when that was decided (see :meth:`_wait_for_room`). Caller holds the load

@@ -228,7 +228,7 @@ def test_an_exact_local_id_resolves_without_consulting_remotes(
 
 
 def test_bottleneck_adapters_publish_and_are_shape_checked(backbone, tmp_path, store_dir):
-    from adapterhub.methods import bottleneck
+    from adapterhub.methods.bottleneck import layer as bottleneck
 
     adapter = bottleneck.BottleneckAdapter.for_backbone(backbone.model, reduction_factor=4)
     folder = bottleneck.save(adapter, tmp_path / "bn")

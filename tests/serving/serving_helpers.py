@@ -31,7 +31,7 @@ def make_peft_adapter(backbone, folder: Path, method: str, seed: int, **options)
     """Save a PEFT adapter with random non-zero weights (a fresh LoRA has B = 0)."""
     from peft import IA3Config, LoraConfig, get_peft_model
 
-    from adapterhub.methods import IA3_FEEDFORWARD, IA3_TARGETS
+    from adapterhub.methods.ia3.config import IA3_FEEDFORWARD, IA3_TARGETS
 
     if method == "lora":
         config = LoraConfig(
@@ -57,7 +57,7 @@ def make_peft_adapter(backbone, folder: Path, method: str, seed: int, **options)
 
 
 def make_bottleneck_adapter(backbone, folder: Path, seed: int, **options) -> Path:
-    from adapterhub.methods import bottleneck
+    from adapterhub.methods.bottleneck import layer as bottleneck
 
     adapter = bottleneck.BottleneckAdapter.for_backbone(
         backbone.model,
@@ -134,7 +134,7 @@ def reference_model(backbone, folders: list[Path], methods: list[str]):
     bottleneck module, on a fresh copy of the backbone."""
     from peft import PeftModel
 
-    from adapterhub.methods import bottleneck
+    from adapterhub.methods.bottleneck import layer as bottleneck
 
     model = copy.deepcopy(backbone.model)
     peft_names = []

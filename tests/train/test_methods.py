@@ -10,9 +10,20 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from adapterhub import methods
-from adapterhub.errors import UsageError
-from adapterhub.methods import bottleneck
+from adapterhub.errors import IntegrityError, RecipeError, UsageError
+from adapterhub.methods import METHOD_NAMES, get_method, method_of
+from adapterhub.methods.adapted import (
+    LANGUAGE_ADAPTER,
+    TASK_ADAPTER,
+    add_adapter,
+    count_parameters,
+    load_adapter,
+    wrap,
+)
+from adapterhub.methods.bottleneck import layer as bottleneck
+from adapterhub.methods.bottleneck.config import BottleneckConfig
+from adapterhub.methods.lora import LoraConfig
+from adapterhub.recipes import Recipe
 
 TEXTS = ["the movie was good", "das buch ist sehr schlecht", "好 电影"]
 
@@ -30,29 +41,25 @@ def batch(tiny_backbone):
     return tiny_backbone.tokenize(TEXTS)
 
 
-@pytest.mark.parametrize("method", methods.METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_fresh_adapter_is_the_identity_and_only_it_trains(method, tiny_backbone, batch):
     reference = tiny_backbone.model(**batch).last_hidden_state
-    adapted = methods.add_adapter(
-        methods.wrap(tiny_backbone.model), methods.MethodConfig(method=method)
-    )
+    adapted = add_adapter(wrap(tiny_backbone.model), get_method(method).config_class())
     adapted.eval()
     assert torch.allclose(adapted(**batch).last_hidden_state, reference, atol=1e-6)
     trainable = [n for n, p in adapted.named_parameters() if p.requires_grad]
     assert trainable and all(
         ("lora_" in n or "ia3_" in n or n.startswith("bottlenecks.")) for n in trainable
     )
-    counts = methods.count_parameters(adapted, tiny_backbone.model)
+    counts = count_parameters(adapted, tiny_backbone.model)
     assert counts["trainable"] == sum(
         p.numel() for n, p in adapted.named_parameters() if n in trainable
     )
 
 
-@pytest.mark.parametrize("method", methods.METHODS)
+@pytest.mark.parametrize("method", METHOD_NAMES)
 def test_save_then_load_gives_identical_outputs(method, tiny_backbone, batch, tmp_path):
-    adapted = methods.add_adapter(
-        methods.wrap(tiny_backbone.model), methods.MethodConfig(method=method), "tiny"
-    )
+    adapted = add_adapter(wrap(tiny_backbone.model), get_method(method).config_class(), "tiny")
     randomise(adapted)
     adapted.eval()
     expected = adapted(**batch).last_hidden_state
@@ -62,8 +69,8 @@ def test_save_then_load_gives_identical_outputs(method, tiny_backbone, batch, tm
         "adapter_config.json",
         "adapter_model.safetensors",
     ]
-    assert methods.read_method(tmp_path) == method
-    loaded = methods.load_adapter(methods.wrap(tiny_backbone.model), tmp_path)
+    assert method_of(json.loads((tmp_path / "adapter_config.json").read_text())).name == method
+    loaded = load_adapter(wrap(tiny_backbone.model), tmp_path)
     loaded.eval()
     assert torch.equal(loaded(**batch).last_hidden_state, expected)
     # loading never changed the shared backbone
@@ -74,9 +81,7 @@ def test_save_then_load_gives_identical_outputs(method, tiny_backbone, batch, tm
 def test_plain_peft_loads_the_pair(method, tiny_backbone, batch, tmp_path):
     from peft import PeftModel
 
-    adapted = methods.add_adapter(
-        methods.wrap(tiny_backbone.model), methods.MethodConfig(method=method), "tiny"
-    )
+    adapted = add_adapter(wrap(tiny_backbone.model), get_method(method).config_class(), "tiny")
     randomise(adapted)
     adapted.eval()
     adapted.save(tmp_path)
@@ -88,9 +93,9 @@ def test_plain_peft_loads_the_pair(method, tiny_backbone, batch, tmp_path):
 
 
 def test_bottleneck_matches_the_format_by_hand(tiny_backbone, batch, tmp_path):
-    adapted = methods.add_adapter(
-        methods.wrap(tiny_backbone.model),
-        methods.MethodConfig(method="bottleneck", reduction_factor=4, non_linearity="gelu"),
+    adapted = add_adapter(
+        wrap(tiny_backbone.model),
+        BottleneckConfig(reduction_factor=4, non_linearity="gelu"),
         "tiny",
     )
     randomise(adapted)
@@ -129,7 +134,7 @@ def test_bottleneck_matches_the_format_by_hand(tiny_backbone, batch, tmp_path):
             down = h @ weights[f"layers.{i}.down.weight"].T + weights[f"layers.{i}.down.bias"]
             h = h + gelu(down) @ weights[f"layers.{i}.up.weight"].T + weights[f"layers.{i}.up.bias"]
             hidden_states = layer.output.LayerNorm(layer.output.dropout(h) + attention)
-        loaded = methods.load_adapter(methods.wrap(model), tmp_path)
+        loaded = load_adapter(wrap(model), tmp_path)
         loaded.eval()
         got = loaded(**batch).last_hidden_state
     keep = batch["attention_mask"].bool()
@@ -148,36 +153,75 @@ def test_bottleneck_detach_restores_the_backbone(tiny_backbone, batch):
 
 
 def test_bottleneck_refuses_another_backbone(tiny_backbone, tmp_path):
-    adapter = bottleneck.BottleneckAdapter(
-        bottleneck.BottleneckConfig(hidden_size=48, num_layers=2)
-    )
+    adapter = bottleneck.BottleneckAdapter(BottleneckConfig(hidden_size=48, num_layers=2))
     bottleneck.save(adapter, tmp_path)
     with pytest.raises(UsageError, match="hidden size 48"):
         bottleneck.apply(copy.deepcopy(tiny_backbone.model), tmp_path)
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "PREFIX_TUNING"}))
-    with pytest.raises(UsageError, match="unknown adapter type"):
-        methods.read_method(tmp_path)
-    with pytest.raises(UsageError, match="unknown method"):
-        methods.MethodConfig(method="prefix")
+    with pytest.raises(IntegrityError, match="unknown adapter type"):
+        load_adapter(wrap(tiny_backbone.model), tmp_path)
+    with pytest.raises(UsageError, match="unknown method 'prefix'; use one of: lora, ia3"):
+        get_method("prefix")
 
 
 def test_stacked_lora_adapters_add_and_only_the_task_trains(tiny_backbone, batch, tmp_path):
-    language = methods.add_adapter(
-        methods.wrap(tiny_backbone.model), methods.MethodConfig(method="lora", r=4)
-    )
+    language = add_adapter(wrap(tiny_backbone.model), LoraConfig(r=4))
     randomise(language)
     language.save(tmp_path / "lang")
-    stacked = methods.load_adapter(
-        methods.wrap(tiny_backbone.model), tmp_path / "lang", role=methods.LANGUAGE_ADAPTER
-    )
+    stacked = load_adapter(wrap(tiny_backbone.model), tmp_path / "lang", role=LANGUAGE_ADAPTER)
     stacked.eval()
     with_language = stacked(**batch).last_hidden_state
-    methods.add_adapter(stacked, methods.MethodConfig(method="lora", r=4))
+    add_adapter(stacked, LoraConfig(r=4))
     trainable = [n for n, p in stacked.named_parameters() if p.requires_grad]
-    assert trainable and all(f".{methods.TASK_ADAPTER}." in n for n in trainable)
+    assert trainable and all(f".{TASK_ADAPTER}." in n for n in trainable)
     stacked.eval()
     assert torch.allclose(stacked(**batch).last_hidden_state, with_language, atol=1e-6)
     randomise(stacked)
     stacked.save(tmp_path / "task")
     saved = safe_open(str(tmp_path / "task" / "adapter_model.safetensors"), framework="pt")
     assert all("language" not in k for k in saved.keys())  # noqa: SIM118
+
+
+def test_a_recipe_builds_the_methods_config_through_its_schema():
+    recipe = Recipe(lora_r=4, lora_alpha=8, target_modules=["query"])
+    assert get_method("lora").config_from_recipe(recipe) == LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=recipe.lora_dropout, target_modules=["query"]
+    )
+    assert get_method("bottleneck").config_from_recipe(
+        Recipe(method="bottleneck", reduction_factor=4, non_linearity="gelu")
+    ) == BottleneckConfig(reduction_factor=4, non_linearity="gelu")
+    with pytest.raises(RecipeError, match="non_linearity must be"):
+        get_method("bottleneck").config_from_recipe(
+            Recipe(method="bottleneck", non_linearity="nope")
+        )
+    with pytest.raises(RecipeError, match=r"lora_dropout must be a number in \[0, 1\)"):
+        get_method("lora").config_from_recipe(Recipe(lora_dropout=1.5))
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"alpha_pattern": {"([a-z0-9.]|[a-z0-9.])*QQ": 8}}, "alpha_pattern key"),
+        ({"use_dora": True}, "use_dora"),
+        ({"lora_alpha": "16"}, "lora_alpha"),
+    ],
+)
+def test_a_training_time_load_runs_the_publish_verification(tiny_backbone, tmp_path, change, field):
+    # PEFT would run the catastrophic pattern with re (holding the GIL for hours) or load
+    # what the runtime cannot serve; the method's one check refuses first
+    add_adapter(wrap(tiny_backbone.model), LoraConfig(r=4), "tiny").save(tmp_path)
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    (tmp_path / "adapter_config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(IntegrityError, match=field):
+        load_adapter(wrap(tiny_backbone.model), tmp_path)
+
+
+def test_every_method_serves_through_hook_math_the_runtime_has():
+    from dataclasses import fields
+
+    from adapterhub.methods import METHODS
+    from adapterhub.runtime.batched import ModulePlan
+
+    kinds = {f.name for f in fields(ModulePlan)}
+    for method in METHODS.values():
+        assert method.kinds and set(method.kinds) <= kinds, method.name

@@ -1,4 +1,4 @@
-"""The bottleneck adapter (Pfeiffer-style), exactly as docs/FORMAT.md specifies.
+"""The bottleneck adapter (Pfeiffer-style) as a torch module, exactly as docs/FORMAT.md specifies.
 
 In encoder layer ``i``, with ``h = output.dense(intermediate)``, the adapter replaces ``h`` by
 ``h + up(act(down(h)))`` before dropout and the residual LayerNorm. ``up`` starts at zero, so a
@@ -15,71 +15,23 @@ with ``layers.{i}.down.weight`` [b, H], ``layers.{i}.down.bias`` [b], ``layers.{
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from adapterhub.errors import UsageError
-
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
-METHOD_NAME = "bottleneck"
-
-NON_LINEARITIES = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "silu": nn.SiLU,
-    "swish": nn.SiLU,
-}
+from adapterhub.errors import IntegrityError, UsageError
+from adapterhub.methods.base import CONFIG_HINT, CONFIG_NAME, WEIGHTS_NAME
+from adapterhub.methods.bottleneck.config import ACTIVATIONS, BottleneckConfig, parse_config
+from adapterhub.methods.bottleneck.verify import check_weights
 
 
-@dataclass
-class BottleneckConfig:
-    """What ``adapter_config.json`` of a bottleneck adapter holds."""
-
-    hidden_size: int
-    """Width of the backbone's hidden states (H)."""
-    num_layers: int
-    """Number of encoder layers; one adapter per layer."""
-    reduction_factor: int = 16
-    """H divided by the bottleneck width."""
-    bottleneck_size: int | None = None
-    """Width b of the bottleneck; derived as ``hidden_size // reduction_factor`` when None."""
-    non_linearity: str = "relu"
-    """One of relu, gelu, tanh, silu (swish)."""
-    base_model_name_or_path: str | None = None
-    """The backbone the adapter was trained on (informational; the manifest holds the fingerprint)."""
-    adapter_method: str = METHOD_NAME
-
-    def __post_init__(self) -> None:
-        if self.non_linearity not in NON_LINEARITIES:
-            raise UsageError(
-                f"unknown non_linearity {self.non_linearity!r}; use one of: "
-                + ", ".join(NON_LINEARITIES)
-            )
-        if self.reduction_factor < 1:
-            raise UsageError("reduction_factor must be >= 1")
-        if self.bottleneck_size is None:
-            self.bottleneck_size = max(1, self.hidden_size // self.reduction_factor)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        # the documented key order: method first, as in FORMAT.md
-        return {"adapter_method": data.pop("adapter_method"), **data}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BottleneckConfig:
-        if data.get("adapter_method") != METHOD_NAME:
-            raise UsageError(
-                f"adapter_config.json says adapter_method={data.get('adapter_method')!r}, "
-                f"not {METHOD_NAME!r}"
-            )
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The function a ``non_linearity`` name stands for (training and serving alike)."""
+    return getattr(nn.functional, ACTIVATIONS[name])
 
 
 class BottleneckLayer(nn.Module):
@@ -88,7 +40,7 @@ class BottleneckLayer(nn.Module):
     def __init__(self, hidden_size: int, bottleneck_size: int, non_linearity: str) -> None:
         super().__init__()
         self.down = nn.Linear(hidden_size, bottleneck_size)
-        self.act = NON_LINEARITIES[non_linearity]()
+        self.act = activation(non_linearity)
         self.up = nn.Linear(bottleneck_size, hidden_size)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
@@ -116,9 +68,6 @@ class BottleneckAdapter(nn.Module):
         hidden = layers[0].output.dense.out_features
         return cls(BottleneckConfig(hidden_size=hidden, num_layers=len(layers), **options))
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder layers of a BERT-like model, whether bare, inside a wrapper or a PeftModel."""
@@ -145,8 +94,7 @@ def attach(model: nn.Module, adapter: BottleneckAdapter) -> BottleneckAdapter:
             f"the bottleneck adapter expects hidden size {adapter.config.hidden_size} but the "
             f"backbone has {first.out_features}; it was trained on another backbone"
         )
-    device = first.weight.device
-    adapter.to(device)
+    adapter.to(first.weight.device)
     for layer, block in zip(layers, adapter.layers, strict=True):
         handle = layer.output.dense.register_forward_hook(_hook(block))
         adapter._handles.append(handle)
@@ -169,8 +117,6 @@ def detach(adapter: BottleneckAdapter) -> None:
 
 def save(adapter: BottleneckAdapter, directory: str | Path, **extra: Any) -> Path:
     """Write ``adapter_config.json`` and ``adapter_model.safetensors`` into ``directory``."""
-    from safetensors.torch import save_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     config = adapter.config.to_dict()
@@ -182,9 +128,7 @@ def save(adapter: BottleneckAdapter, directory: str | Path, **extra: Any) -> Pat
 
 
 def load(directory: str | Path) -> BottleneckAdapter:
-    """Read a bottleneck adapter folder (safetensors only) into a detached module."""
-    from safetensors.torch import load_file
-
+    """Read a bottleneck adapter folder (safetensors only, checked) into a detached module."""
     directory = Path(directory)
     config_file = directory / CONFIG_NAME
     weights_file = directory / WEIGHTS_NAME
@@ -193,23 +137,16 @@ def load(directory: str | Path) -> BottleneckAdapter:
             f"{directory} is not a bottleneck adapter folder: it needs {CONFIG_NAME} and "
             f"{WEIGHTS_NAME}"
         )
-    config = BottleneckConfig.from_dict(json.loads(config_file.read_text()))
-    adapter = BottleneckAdapter(config)
+    try:
+        data = json.loads(config_file.read_text())
+    except ValueError as exc:
+        raise IntegrityError(f"{config_file} is not JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise IntegrityError(f"{config_file} is not a JSON object")
+    config = parse_config(data, str(config_file), IntegrityError, CONFIG_HINT)
     state = load_file(str(weights_file))
-    expected = adapter.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise UsageError(
-            f"{weights_file} does not match its config: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}"
-        )
-    for key, tensor in state.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise UsageError(
-                f"{weights_file}: {key} has shape {tuple(tensor.shape)}, expected "
-                f"{tuple(expected[key].shape)}"
-            )
+    check_weights(config, state, str(weights_file))
+    adapter = BottleneckAdapter(config)
     adapter.load_state_dict(state)
     return adapter
 
@@ -220,3 +157,17 @@ def apply(model: nn.Module, directory: str | Path, *, trainable: bool = False) -
     adapter.requires_grad_(trainable)
     adapter.train(trainable)
     return attach(model, adapter)
+
+
+__all__ = [
+    "BottleneckAdapter",
+    "BottleneckConfig",
+    "BottleneckLayer",
+    "activation",
+    "apply",
+    "attach",
+    "detach",
+    "encoder_layers",
+    "load",
+    "save",
+]
