@@ -38,7 +38,7 @@ def main() -> None:
     from adapterhub.backbone import load_backbone
     from adapterhub.evaluation import write_matrix
     from adapterhub.recipes import resolve_recipe
-    from adapterhub.train import train
+    from adapterhub.training import train
 
     backbone = load_backbone()
     matrix: dict[str, dict[str, float]] = {}

@@ -72,7 +72,7 @@ def linear_probe(base, backbone) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     from adapterhub.tasks.metrics import classification_metrics
-    from adapterhub.train import prepare_data
+    from adapterhub.training import prepare_data
 
     started = time.perf_counter()
     data = prepare_data(base)
@@ -233,7 +233,7 @@ def main() -> None:
 
     from adapterhub.backbone import load_backbone
     from adapterhub.recipes import load_recipe, recipe_from_dict
-    from adapterhub.train import train
+    from adapterhub.training import train
 
     common = parse_overrides(args.common)
     if args.steps:

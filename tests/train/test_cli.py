@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from train_helpers import recipe_for
 
 from adapterhub.cli import main
+from adapterhub.training import train
 
 RECIPE = """\
 task: sentiment
@@ -123,3 +125,47 @@ def test_unknown_recipe_key_is_named(tmp_path, capsys):
     code = run("train", "--task", "sentiment", "--lang", "en", "--recipe", bad, "--no-publish")
     assert code != 0
     assert "unknown key 'batchsize' (did you mean 'batch_size'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["sentiment", "pos"])
+def test_eval_writes_every_texts_prediction(
+    task, tiny_backbone, tiny_backbone_path, data_for, tmp_path, capsys
+):
+    recipe = recipe_for(task, "lora", data_for, max_steps=8)
+    train(recipe, output_dir=tmp_path / "a", backbone=tiny_backbone, progress=False)
+    capsys.readouterr()
+    predictions = tmp_path / "p" / "predictions.jsonl"
+    code = run(
+        "eval", tmp_path / "a", "--langs", "en", "--data", data_for[task],
+        "--backbone", tiny_backbone_path, "--output", tmp_path / "e",
+        "--predictions", predictions,
+    )  # fmt: skip
+    assert code == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("{"))
+    scored = json.loads(line)["results"]["en"]
+    rows = [json.loads(x) for x in predictions.read_text().splitlines()]
+    assert len(rows) == scored["examples"] > 0
+    assert all(r["adapter"] == str(tmp_path / "a") and r["lang"] == "en" for r in rows)
+    if task == "pos":  # one label, prediction and distribution per word
+        assert all(len(r["tokens"]) == len(r["label"]) == len(r["prediction"]) for r in rows)
+        pairs = [(p, g) for r in rows for p, g in zip(r["prediction"], r["label"], strict=True)]
+        distributions = [d for r in rows for d in r["probabilities"]]
+        accuracy = scored["token_accuracy"]
+    else:
+        assert all(
+            isinstance(r["text"], str) and r["label"] in ("negative", "positive") for r in rows
+        )
+        pairs = [(r["prediction"], r["label"]) for r in rows]
+        distributions = [r["probabilities"] for r in rows]
+        accuracy = scored["accuracy"]
+    assert sum(p == g for p, g in pairs) / len(pairs) == pytest.approx(accuracy)
+    for distribution in distributions:
+        assert sum(distribution.values()) == pytest.approx(1.0, abs=1e-5)
+    assert all(max(d, key=d.get) == p for d, (p, _) in zip(distributions, pairs, strict=True))
+
+
+def test_trained_metrics_record_the_world_size(tiny_backbone, data_for, tmp_path):
+    recipe = recipe_for("sentiment", "lora", data_for, max_steps=2)
+    result = train(recipe, output_dir=tmp_path / "a", backbone=tiny_backbone, progress=False)
+    assert result.world_size == 1
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["world_size"] == 1

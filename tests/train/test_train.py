@@ -6,40 +6,12 @@ import json
 
 import pytest
 import torch
+from train_helpers import recipe_for, train_losses
 
 from adapterhub.errors import DataError, RecipeError, UsageError
+from adapterhub.evaluation import load_task_model
 from adapterhub.recipes import Recipe
-from adapterhub.train import load_task_model, train
-
-TASK_LANG = {"sentiment": "en", "pos": "en", "mlm": "de"}
-
-
-def recipe_for(task: str, method: str, data, **changes) -> Recipe:
-    options = dict(
-        task=task,
-        lang=TASK_LANG[task],
-        data=str(data[task]),
-        method=method,
-        min_train_examples=10,
-        max_steps=24,
-        batch_size=8,
-        eval_every=12,
-        patience=0,
-        learning_rate=3e-2 if method != "lora" else 1e-2,
-        head_learning_rate=3e-2,
-        max_length=32,
-        warmup_ratio=0.0,
-        dropout=0.0,
-        lora_dropout=0.0,
-        log_every=1,
-        seed=3,
-    )
-    options.update(changes)
-    return Recipe(**options)
-
-
-def train_losses(result) -> list[float]:
-    return [entry["loss"] for entry in result.history if entry["event"] == "train"]
+from adapterhub.training import train
 
 
 @pytest.mark.parametrize("task", ["sentiment", "pos", "mlm"])
