@@ -1,10 +1,11 @@
 """LoRA against full fine-tuning: time per optimizer step and peak memory, on the real backbone.
 
-Each variant runs in its own fresh process (so peak memory is its own): it loads the backbone,
-builds the model exactly as ``adapterhub train`` does, runs warm-up steps, then times
-``--steps`` steps on the same real sentiment batches (batch 16, up to 128 tokens). Peak memory
-is the process's maximum resident set (``ru_maxrss``), and also the growth over the loaded,
-untrained model (what training itself costs). Targets: LoRA step <= 0.7x and peak memory
+Each variant runs in its own fresh process (so peak memory is its own): it sets the run up
+exactly as ``adapterhub train`` does (``Trainer.setup``: data, backbone, model, optimizer), runs
+warm-up steps, then times ``--steps`` of the loop's own ``Trainer.train_step`` on the same real
+sentiment batches (batch 16, up to 128 tokens). Peak memory is the process's maximum resident
+set (``ru_maxrss``), and also the growth over the loaded, untrained model (what training itself
+costs). Targets: LoRA step <= 0.7x and peak memory
 <= 0.6x of full fine-tuning. Prints a table and writes ``benchmarks/results/training.json``.
 
     OMP_NUM_THREADS=1 python benchmarks/training.py            # ~5 min on a quiet 2-core machine
@@ -43,35 +44,34 @@ def worker(
 ) -> dict:
     import torch
 
-    from adapterhub.backbone import load_backbone
     from adapterhub.recipes import resolve_recipe
-    from adapterhub.train import _optimizer, build_model, prepare_data
+    from adapterhub.training import Trainer
 
     recipe = resolve_recipe(
-        "sentiment", lang="de", batch_size=batch_size, max_length=max_length, **VARIANTS[variant]
+        "sentiment",
+        lang="de",
+        batch_size=batch_size,
+        max_length=max_length,
+        backbone=backbone_name,
+        **VARIANTS[variant],
     )
-    data = prepare_data(recipe)
-    backbone = load_backbone(backbone_name)
-    task, _ = build_model(recipe, backbone, data.labels, copy_model=False)
+    # the run exactly as `adapterhub train` sets it up: data, backbone (loaded here, so not
+    # copied), model, optimizer and schedule
+    trainer = Trainer(recipe, progress=False)
+    trainer.setup()
+    task, data = trainer.unwrapped, trainer.data
     # touch every weight once so the memory-mapped backbone counts fully for every variant
     with torch.no_grad():
         task.eval()
-        task(task.collate(data.train[:2], backbone.tokenizer, max_length))
+        task(trainer.collate(data.train[:2]))
     task.train()
     loaded_mb = rss_mb()
-    optimizer = _optimizer(task, recipe)
     rows = data.train[: batch_size * (steps + warmup)]
-    batches = [
-        task.collate(rows[i : i + batch_size], backbone.tokenizer, max_length)
-        for i in range(0, len(rows), batch_size)
-    ]
+    batches = [trainer.collate(rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     times = []
     for index, batch in enumerate(batches):
         started = time.perf_counter()
-        loss, _ = task(batch)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        trainer.train_step(batch)  # the loop's own step: forward, backward, clip, step, schedule
         if index >= warmup:
             times.append(time.perf_counter() - started)
     trainable = sum(p.numel() for p in task.parameters() if p.requires_grad)
