@@ -17,7 +17,7 @@ from adapterhub.runtime import Runtime
 from adapterhub.server import errors
 from adapterhub.server.batching import Batcher
 from adapterhub.server.metrics import Metrics, count_requests
-from adapterhub.server.routes import admin, docs, ops, predict, tei
+from adapterhub.server.routes import admin, docs, ops, predict, tei, web
 
 
 @contextlib.asynccontextmanager
@@ -61,4 +61,5 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(ops.router)
     app.include_router(docs.router)
+    app.include_router(web.router)
     return app
