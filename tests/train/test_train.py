@@ -10,7 +10,7 @@ from train_helpers import recipe_for, train_losses
 
 from adapterhub.errors import DataError, RecipeError, UsageError
 from adapterhub.evaluation import load_task_model
-from adapterhub.recipes import Recipe
+from adapterhub.recipes import Recipe, recipe_from_dict
 from adapterhub.training import train
 
 
@@ -117,8 +117,6 @@ def test_bad_input_gets_a_clear_error(changes, error, words, tiny_backbone, data
 def test_unknown_method_and_recipe_key_are_named(data_for):
     with pytest.raises(RecipeError, match="unknown method 'prefix-tuning'"):
         recipe_for("sentiment", "prefix-tuning", data_for)
-    from adapterhub.recipes import recipe_from_dict
-
     with pytest.raises(RecipeError, match="'learning_rat'.*did you mean 'learning_rate'"):
         recipe_from_dict({"task": "sentiment", "learning_rat": 0.1})
 
