@@ -1,14 +1,18 @@
 """The SQLite index of a local store: answers ``list``/search without opening every manifest.
 
 It is a cache of the manifests (plus yank markers) and can always be rebuilt from them
-(``adapterhub registry reindex``).
+(``adapterhub registry reindex``). It also records a stamp per entry (what the store's
+committed manifest and yank marker look like on disk: inode, mtime, size), so that every open
+can bring it up to date cheaply with :meth:`Index.refresh`: an entry a publisher committed but
+was killed before indexing is added, one removed by hand is dropped, and only those entries'
+manifests are read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from adapterhub.registry.ids import AdapterId
@@ -37,6 +41,10 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (id, name)
 );
 CREATE INDEX IF NOT EXISTS entries_task_lang ON entries(task, lang);
+CREATE TABLE IF NOT EXISTS stamps (
+    id TEXT PRIMARY KEY,
+    stamp TEXT NOT NULL
+);
 """
 
 
@@ -45,7 +53,6 @@ class Index:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.is_new = self.path == ":memory:" or not Path(self.path).exists()
         self._memory = sqlite3.connect(":memory:") if self.path == ":memory:" else None
         with self._connect() as db:
             db.executescript(_SCHEMA)
@@ -63,6 +70,11 @@ class Index:
                 yield db
         finally:
             db.close()
+
+    @staticmethod
+    def _drop(db: sqlite3.Connection, aid: str) -> None:
+        db.execute("DELETE FROM metrics WHERE id = ?", (aid,))
+        db.execute("DELETE FROM entries WHERE id = ?", (aid,))
 
     @staticmethod
     def _insert(db: sqlite3.Connection, manifest: Manifest) -> None:
@@ -90,17 +102,53 @@ class Index:
             [(manifest.id, name, value) for name, value in manifest.metrics.values.items()],
         )
 
-    def add(self, manifest: Manifest) -> None:
+    def add(self, manifest: Manifest, stamp: str | None = None) -> None:
+        """Index (or re-index) one entry; ``stamp``: its files' stamp as the store sees them."""
         with self._connect() as db:
             self._insert(db, manifest)
+            if stamp is not None:
+                db.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (manifest.id, stamp))
 
-    def rebuild(self, manifests: Iterable[Manifest]) -> None:
+    def rebuild(self, manifests: Iterable[Manifest], stamps: dict[str, str] | None = None) -> None:
+        """Replace everything with ``manifests`` (and the stamps of what the store holds)."""
         with self._connect() as db:
             db.execute("DELETE FROM metrics")
             db.execute("DELETE FROM entries")
+            db.execute("DELETE FROM stamps")
             for manifest in manifests:
                 self._insert(db, manifest)
-        self.is_new = False
+            db.executemany("INSERT INTO stamps VALUES (?, ?)", sorted((stamps or {}).items()))
+
+    def refresh(self, stamps: dict[str, str], load: Callable[[str], Manifest | None]) -> int:
+        """Bring the index up to date with what the store holds now.
+
+        ``stamps`` maps every committed entry's id to its stamp. Entries whose stamp differs
+        from the recorded one (new, yanked since, replaced, or indexed without a stamp) are
+        read again with ``load``; ``None`` from it (an unreadable entry) keeps the entry out
+        of the index but records its stamp, so it is not read again until it changes. Entries
+        no longer in ``stamps`` are dropped. Returns how many entries changed.
+        """
+        with self._connect() as db:
+            known: dict[str, str | None] = dict(db.execute("SELECT id, stamp FROM stamps"))
+            for (aid,) in db.execute("SELECT id FROM entries"):
+                known.setdefault(aid, None)
+        gone = [aid for aid in known if aid not in stamps]
+        changed = {aid: stamp for aid, stamp in stamps.items() if known.get(aid) != stamp}
+        if not gone and not changed:
+            return 0
+        loaded = {aid: load(aid) for aid in changed}  # outside the transaction: reads files
+        with self._connect() as db:
+            for aid in gone:
+                self._drop(db, aid)
+                db.execute("DELETE FROM stamps WHERE id = ?", (aid,))
+            for aid, stamp in changed.items():
+                manifest = loaded[aid]
+                if manifest is None:
+                    self._drop(db, aid)
+                else:
+                    self._insert(db, manifest)
+                db.execute("INSERT OR REPLACE INTO stamps VALUES (?, ?)", (aid, stamp))
+        return len(gone) + len(changed)
 
     def search(
         self,

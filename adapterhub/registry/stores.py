@@ -60,6 +60,9 @@ OWNER_PREFIX = ".owner~"
 INDEX_FILE = ".index.sqlite"
 DEFAULT_GC_GRACE_S = 3600.0
 MAX_REMOTE_FILE_BYTES = 1 << 30
+"""The largest file an entry may hold: refused from its declared size, before it is read."""
+MAX_MANIFEST_BYTES = 4 << 20
+"""The largest manifest (ours or an OCI registry's) or yank marker read."""
 
 
 def _conflict(aid: AdapterId, where: str) -> ConflictError:
@@ -165,6 +168,38 @@ def _write_synced(dst: Path, data: bytes, *, exclusive: bool = True) -> None:
         os.fsync(handle.fileno())
 
 
+def _read_at_most(path: Path, limit: int) -> bytes:
+    """A file's bytes, refused from its size (before reading) when over ``limit``; a file
+    that grows meanwhile is refused at the first byte past it."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        raise IntegrityError(
+            f"{path} is {max(size, len(data))} bytes, over the {limit} byte cap; refusing to read it"
+        )
+    return data
+
+
+def _copy_declared(src: Path, dst: Path, size: int) -> None:
+    """Copy ``src``, which its manifest declares to hold ``size`` bytes: a file of another size
+    (or one that grows meanwhile) is refused before (at most ``size + 1`` of) it is read."""
+    with open(src, "rb") as fin:
+        actual = os.fstat(fin.fileno()).st_size
+        if actual != size:
+            raise IntegrityError(
+                f"{src} is {actual} bytes but its manifest declares {size}; the entry is corrupt "
+                "or was tampered with (pull it again)"
+            )
+        with open(dst, "xb") as fout:
+            copied = 0
+            while chunk := fin.read(min(1 << 20, size + 1 - copied)):
+                copied += len(chunk)
+                if copied > size:
+                    raise IntegrityError(f"{src} grew past its declared {size} bytes; refusing it")
+                fout.write(chunk)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -180,6 +215,11 @@ class LocalStore(Store):
 
     ``read_only`` stores (the project's ``registry/`` folder used as an upstream) are never
     written to, not even their index: searches then scan the manifests.
+
+    The index is refreshed from the committed manifests whenever it is opened (one walk of the
+    entry folders and two ``stat`` calls per entry; only new or changed entries' manifests are
+    read), so an entry whose publisher was killed between its commit and its index update is
+    listed by the next search, and ``reindex`` is only a rebuild from scratch.
     """
 
     def __init__(self, root: str | Path, *, read_only: bool = False) -> None:
@@ -191,29 +231,64 @@ class LocalStore(Store):
     def entry_path(self, aid: AdapterId) -> Path:
         return self.root.joinpath(*aid.parts)
 
-    @property
-    def index(self) -> Index:
+    def _open_index(self) -> Index:
         if self.read_only:
             raise _read_only(self.url)
         self.root.mkdir(parents=True, exist_ok=True)
-        index = Index(self.root / INDEX_FILE)
-        if index.is_new:
-            index.rebuild(self.manifests())
+        return Index(self.root / INDEX_FILE)
+
+    @property
+    def index(self) -> Index:
+        """The index, brought up to date with the committed manifests first."""
+        index = self._open_index()
+        index.refresh(self._stamps(), self._indexable)
         return index
 
+    def _indexable(self, aid: str) -> Manifest | None:
+        try:
+            return self.read_manifest(AdapterId.parse(aid))
+        except (IntegrityError, NotFoundError) as exc:
+            log.warning("not indexing %s in %s: %s", aid, self.url, exc)
+            return None
+
     # reading
-    def ids(self) -> list[AdapterId]:
-        found = []
+    def _committed(self) -> Iterator[tuple[AdapterId, Path]]:
+        """``(id, manifest path)`` of every committed entry, by its folder names."""
         if not self.root.is_dir():
-            return found
+            return
         for manifest in self.root.glob(f"*/*/*/*/{MANIFEST}"):
-            namespace, task, lang, version = manifest.parent.relative_to(self.root).parts
-            if namespace.startswith("."):
+            parts = manifest.parent.relative_to(self.root).parts
+            if parts[0].startswith("."):
                 continue
-            aid = AdapterId.from_parts(namespace, task, lang, version)
+            aid = AdapterId.from_parts(*parts)
             if aid is not None:
-                found.append(aid)
-        return found
+                yield aid, manifest
+
+    @staticmethod
+    def _stamp(manifest: Path) -> str | None:
+        """What changes when an entry appears, is replaced or is yanked: its manifest's inode,
+        mtime and size and its yank marker's mtime; None when the manifest is gone."""
+        try:
+            info = manifest.stat()
+        except FileNotFoundError:
+            return None
+        try:
+            yanked = (manifest.parent / YANKED).stat().st_mtime_ns
+        except FileNotFoundError:
+            yanked = 0
+        return f"{info.st_ino}:{info.st_mtime_ns}:{info.st_size}:{yanked}"
+
+    def _stamps(self) -> dict[str, str]:
+        """``{id: stamp}`` of every committed entry."""
+        stamps = {}
+        for aid, manifest in self._committed():
+            stamp = self._stamp(manifest)
+            if stamp is not None:
+                stamps[str(aid)] = stamp
+        return stamps
+
+    def ids(self) -> list[AdapterId]:
+        return [aid for aid, _ in self._committed()]
 
     def exists(self, aid: AdapterId) -> bool:
         return (self.entry_path(aid) / MANIFEST).is_file()
@@ -231,29 +306,44 @@ class LocalStore(Store):
     def read_manifest(self, aid: AdapterId) -> Manifest:
         entry = self.entry_path(aid)
         try:
-            text = (entry / MANIFEST).read_bytes()
+            text = _read_at_most(entry / MANIFEST, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise NotFoundError(
                 f"{aid} is not in {self.url}; see `adapterhub registry list`, or pull it"
             ) from None
         manifest = Manifest.from_json(text, where=str(entry / MANIFEST))
         if manifest.id != str(aid):
-            raise IntegrityError(f"{entry} holds a manifest for {manifest.id}, not {aid}")
+            raise IntegrityError(
+                f"{entry} is the folder of {aid} but holds a manifest for {manifest.id}; the "
+                f"entry was moved or tampered with (pull {manifest.id} again, or remove {entry})"
+            )
         yanked = entry / YANKED
         if yanked.is_file():
             manifest.yanked = True
-            with contextlib.suppress(ValueError, OSError):
-                manifest.yanked_reason = str(json.loads(yanked.read_text()).get("reason", ""))
+            with contextlib.suppress(ValueError, OSError, AttributeError, IntegrityError):
+                record = json.loads(_read_at_most(yanked, MAX_MANIFEST_BYTES))
+                manifest.yanked_reason = str(record.get("reason", ""))
         return manifest
 
     def fetch(self, aid: AdapterId, dest: Path) -> None:
+        """The entry's files, each refused before it is read unless it has the size its
+        manifest declares (and that size is within the cap)."""
         manifest = self.read_manifest(aid)
         entry = self.entry_path(aid)
         for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else [])]:
             source = entry / name
             if source.is_symlink():
                 raise IntegrityError(f"{source} is a symbolic link; refusing it")
-            shutil.copyfile(source, dest / name)
+            declared = manifest.files.get(name)
+            if declared is None:
+                (dest / name).write_bytes(_read_at_most(source, MAX_MANIFEST_BYTES))
+                continue
+            if declared.bytes > MAX_REMOTE_FILE_BYTES:
+                raise IntegrityError(
+                    f"{aid}: its manifest declares {name} as {declared.bytes} bytes, over the "
+                    f"{MAX_REMOTE_FILE_BYTES} byte cap; refusing it"
+                )
+            _copy_declared(source, dest / name, declared.bytes)
 
     def search(self, **filters: Any) -> list[Manifest]:
         if self.read_only:
@@ -317,9 +407,10 @@ class LocalStore(Store):
 
     def _index_add(self, manifest: Manifest) -> None:
         try:
-            self.index.add(manifest)
-        except Exception as exc:  # the entry is committed; the index is a cache (see reindex)
-            log.warning("could not update the index of %s (%s); run reindex", self.url, exc)
+            stamp = self._stamp(self.entry_path(manifest.adapter_id) / MANIFEST)
+            self._open_index().add(manifest, stamp)
+        except Exception as exc:  # the entry is committed; the next open of the index adds it
+            log.warning("could not update the index of %s (%s)", self.url, exc)
 
     def yank(self, aid: AdapterId, reason: str = "") -> None:
         if self.read_only:
@@ -364,8 +455,10 @@ class LocalStore(Store):
         return removed
 
     def reindex(self) -> int:
+        """Rebuild the index from scratch; returns how many entries it holds."""
+        stamps = self._stamps()
         manifests = self.manifests()
-        self.index.rebuild(manifests)
+        self._open_index().rebuild(manifests, stamps)
         return len(manifests)
 
 

@@ -326,6 +326,11 @@ def check_files_against_manifest(folder: Path, manifest: Manifest) -> dict[str, 
             )
     contents = {}
     for name, info in manifest.files.items():
+        if info.bytes > MAX_WEIGHTS_BYTES:
+            raise IntegrityError(
+                f"{manifest.id}: its manifest declares {name} as {info.bytes} bytes, over the "
+                f"{MAX_WEIGHTS_BYTES} byte cap; refusing to read it"
+            )
         path = _regular_file(folder / name, f"{name} of {manifest.id}")
         size = path.stat().st_size
         if size != info.bytes:  # refused unread: it may be huge
@@ -334,7 +339,8 @@ def check_files_against_manifest(folder: Path, manifest: Manifest) -> dict[str, 
                 f"{info.sha256[:12]}…; the file is corrupt or was tampered with "
                 f"(pull {manifest.id} again)"
             )
-        content = path.read_bytes()
+        with open(path, "rb") as handle:  # bounded: a file growing after the stat stays refused
+            content = handle.read(info.bytes + 1)
         digest = hashlib.sha256(content).hexdigest()
         if len(content) != info.bytes or digest != info.sha256:
             raise IntegrityError(
@@ -413,13 +419,15 @@ def verify_adapter_dir(
     backbone: Any = None,
     *,
     require_manifest: bool = False,
+    expected_id: str | None = None,
 ) -> VerifiedAdapter:
     """Check an adapter folder (a registry entry or a training output) and load its tensors.
 
     ``backbone`` is an :class:`adapterhub.backbone.Backbone` (or anything with ``fingerprint``,
     ``name`` and optionally ``model`` / ``hidden_size``); with it, the manifest's fingerprint must
     match and every tensor's shape must fit the backbone's modules. When the folder has a
-    ``manifest.json`` every file's sha256 and size are checked against it.
+    ``manifest.json`` every file's sha256 and size are checked against it. ``expected_id``: the
+    id the folder is read as (a store entry's path); the manifest must be that id's.
 
     Raises :class:`IntegrityError` (or :class:`BackboneMismatchError`) naming the first problem.
     """
@@ -434,6 +442,11 @@ def verify_adapter_dir(
             _regular_file(folder / MANIFEST, "the manifest").read_bytes(),
             where=str(folder / MANIFEST),
         )
+        if expected_id is not None and manifest.id != expected_id:
+            raise IntegrityError(
+                f"{folder} is the entry {expected_id} but its manifest is for {manifest.id}; "
+                f"the entry was moved or tampered with (pull {manifest.id} again, or remove it)"
+            )
         yanked = folder / YANKED
         if yanked.is_file():
             manifest.yanked = True
