@@ -63,6 +63,12 @@ class ConflictError(RegistryError):
     exit_code = 4
 
 
+class YankedError(RegistryError):
+    """An exact id names a version its publisher withdrew; it is never served or preloaded."""
+
+    exit_code = 6
+
+
 class IntegrityError(RegistryError):
     """A file's checksum, shape, dtype or values are wrong, or a file is hostile."""
 

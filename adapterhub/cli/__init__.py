@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "registry",
     "serve",
     "hub",
+    "config",
 )
 
 

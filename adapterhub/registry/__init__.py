@@ -4,12 +4,17 @@ Entries ``<namespace>/<task>/<lang>/<version>/`` hold the PEFT pair, the head, a
 manifest (FORMAT.md); stores are a local folder (default ``settings.registry_dir()``), any fsspec
 URL, or an OCI registry (``oci://host[:port]/repo``). Public API::
 
-    publish(adapter_dir, "sentiment/de@adapterhub:1.0.0", backbone=bb, metrics={...}) -> Manifest
+    publish(adapter_dir, "sentiment/de:1.0.0", backbone=bb, metrics={...}) -> Manifest  # @local
+    resolution("sentiment/de") -> Resolution   # exact id + the store it comes from + manifest
     resolve("sentiment/de", backbone=bb) -> Path          # a verified local entry, pulled on a miss
     open_adapter("sentiment/de", bb) -> VerifiedAdapter   # resolve + verify, with the tensors
     verify_adapter_dir(path, backbone=None) -> VerifiedAdapter
     search(task=..., lang=..., backbone=..., method=..., metric=...) -> list[Manifest]
     pull / push / yank / gc / reindex / export_bundle / import_adapter
+
+Every id resolves the same way everywhere (:mod:`adapterhub.registry.resolver`): the local store,
+then the remotes in their configured order, then the project store; your namespace, then
+``adapterhub``; the newest version no store marks as yanked.
 """
 
 from adapterhub.registry.api import (
@@ -21,15 +26,23 @@ from adapterhub.registry.api import (
     open_adapter,
     publish,
     pull,
+    pull_entry,
     push,
     reindex,
+    resolution,
     resolve,
     search,
     show,
     verify,
     yank,
 )
-from adapterhub.registry.ids import DEFAULT_NAMESPACE, AdapterId, Version, parse_id
+from adapterhub.registry.ids import (
+    BUILTIN_NAMESPACE,
+    AdapterId,
+    Version,
+    parse_id,
+    user_namespace,
+)
 from adapterhub.registry.manifest import BackboneRef, Manifest, Metrics, render_card
 from adapterhub.registry.remotes import (
     add_remote,
@@ -37,11 +50,12 @@ from adapterhub.registry.remotes import (
     project_registry_dir,
     remove_remote,
 )
+from adapterhub.registry.resolver import Resolution, Resolver
 from adapterhub.registry.stores import FsspecStore, LocalStore, OCIStore, Store, open_store
 from adapterhub.registry.verify import VerifiedAdapter, verify_adapter_dir
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
+    "BUILTIN_NAMESPACE",
     "AdapterId",
     "BackboneRef",
     "FsspecStore",
@@ -49,6 +63,8 @@ __all__ = [
     "Manifest",
     "Metrics",
     "OCIStore",
+    "Resolution",
+    "Resolver",
     "Store",
     "VerifiedAdapter",
     "Version",
@@ -65,13 +81,16 @@ __all__ = [
     "project_registry_dir",
     "publish",
     "pull",
+    "pull_entry",
     "push",
     "reindex",
     "remove_remote",
     "render_card",
+    "resolution",
     "resolve",
     "search",
     "show",
+    "user_namespace",
     "verify",
     "verify_adapter_dir",
     "yank",

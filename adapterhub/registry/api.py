@@ -1,7 +1,9 @@
 """The registry's library API; the CLI (``adapterhub registry ...``) is a thin layer over it.
 
 Every function takes ``store=None`` for the local registry (``settings.registry_dir()``), or a
-path, URL or :class:`Store`.
+path, URL or :class:`Store`. Every id is resolved by :mod:`adapterhub.registry.resolver` (local
+store, then the remotes in order, then the project store; your namespace, then ``adapterhub``),
+so ``show``, ``pull``, ``push``, ``export`` and the runtime mean the same entry by it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import getpass
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adapterhub.errors import (
-    AdapterHubError,
     ConflictError,
     IntegrityError,
     NotFoundError,
@@ -25,7 +27,7 @@ from adapterhub.errors import (
 )
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.bundle import extract_bundle, write_bundle
-from adapterhub.registry.ids import AdapterId, newest
+from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, user_namespace
 from adapterhub.registry.manifest import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -40,7 +42,15 @@ from adapterhub.registry.manifest import (
     render_card,
     utc_now,
 )
-from adapterhub.registry.remotes import remote_store, upstream_stores
+from adapterhub.registry.remotes import project_registry_dir
+from adapterhub.registry.resolver import (
+    NamedStore,
+    Resolution,
+    Resolver,
+    is_project_store,
+    named,
+    namespaces_for,
+)
 from adapterhub.registry.stores import LocalStore, Store, open_store
 from adapterhub.registry.verify import (
     VerifiedAdapter,
@@ -104,7 +114,11 @@ def publish(
     description: str = "",
     store: str | Path | Store | None = None,
 ) -> Manifest:
-    """Publish the adapter folder ``adapter_dir`` as the exact id ``adapter_id``.
+    """Publish the adapter folder ``adapter_dir`` as the version ``adapter_id``.
+
+    An id without a namespace is published under the user's (:func:`user_namespace`); the
+    built-in ``adapterhub`` namespace is refused in any store but the project's. Parents given
+    without a namespace or version are resolved to their exact ids.
 
     ``adapter_dir`` holds ``adapter_config.json``, ``adapter_model.safetensors`` and, for task
     adapters, ``head.safetensors`` (FORMAT.md); other files in it are ignored. ``backbone`` is the
@@ -115,7 +129,7 @@ def publish(
     the model card, then commits the manifest atomically. Raises :class:`ConflictError` when the
     version exists, :class:`IntegrityError` when the files fail verification.
     """
-    aid = AdapterId.parse(adapter_id).require_exact()
+    aid = publish_id(adapter_id)
     ref = _backbone_ref(backbone)
     source = Path(adapter_dir)
     if not source.is_dir():
@@ -124,6 +138,8 @@ def publish(
     target = open_store(store)
     if target.read_only:
         raise RegistryError(f"{target} is read-only")
+    _refuse_builtin(aid, target)
+    parents = [_parent_id(parent, target) for parent in parents]
     with _workdir(target, "publish") as staging:
         for name in PAYLOAD_FILES:
             if (source / name).is_symlink():
@@ -178,6 +194,62 @@ def publish(
     return manifest
 
 
+def publish_id(adapter_id: str | AdapterId) -> AdapterId:
+    """The exact id a publish of ``adapter_id`` creates: the user's namespace when none is
+    given; the version must be."""
+    aid = AdapterId.parse(adapter_id)
+    if aid.version is None:
+        raise UsageError(f"{aid} needs a version to publish, e.g. {aid}:1.0.0")
+    return aid if aid.namespace is not None else aid.with_namespace(user_namespace())
+
+
+def _builtin_home() -> str:
+    project = project_registry_dir()
+    return f"the project store ({project})" if project else "the project store"
+
+
+def _refuse_builtin(aid: AdapterId, target: Store) -> None:
+    """New entries in ``adapterhub`` come only from the project store."""
+    if aid.namespace == BUILTIN_NAMESPACE and not is_project_store(target):
+        raise UsageError(
+            f"{aid}: the namespace {BUILTIN_NAMESPACE!r} holds only the project's built-in "
+            f"adapters, published to {_builtin_home()}; publish yours under your namespace, e.g. "
+            f"{aid.with_namespace(user_namespace())} (`adapterhub config set namespace NAME`)"
+        )
+
+
+def _check_builtin_copy(aid: AdapterId, manifest: Manifest, target: Store) -> None:
+    """A copy of an ``adapterhub`` entry in another store must be the project store's bytes."""
+    if aid.namespace != BUILTIN_NAMESPACE or is_project_store(target):
+        return
+    project = project_registry_dir()
+    store = LocalStore(project, read_only=True) if project else None
+    if store is None or not store.exists(aid):
+        _refuse_builtin(aid, target)
+    genuine = store.read_manifest(aid)
+    if {n: f.sha256 for n, f in genuine.files.items()} != {
+        n: f.sha256 for n, f in manifest.files.items()
+    }:
+        raise ConflictError(
+            f"{aid} differs from the project store's {aid} ({store.url}); only the project "
+            "publishes the adapterhub namespace, so this copy is not the built-in adapter: "
+            f"import it under your namespace with --id {aid.with_namespace(user_namespace())}"
+        )
+
+
+def _parent_id(parent: str, target: Store) -> str:
+    """A parent's exact id: as given when exact, else what it resolves to from ``target``."""
+    aid = AdapterId.parse(parent)
+    if aid.is_exact:
+        return str(aid)
+    try:
+        return str(Resolver.default(target).resolve(aid).id)
+    except NotFoundError as exc:
+        raise UsageError(
+            f"parent {parent} does not resolve ({exc}); give its exact id TASK/LANG@NS:VERSION"
+        ) from exc
+
+
 @contextlib.contextmanager
 def _workdir(store: Store, label: str) -> Iterator[Path]:
     """A scratch folder; inside a writable local store's ``.tmp/`` so that committing is a
@@ -211,62 +283,79 @@ def _user() -> str:
 # --------------------------------------------------------------------------- find
 
 
-def _newest_in(stores: Iterable[Store], base: AdapterId) -> AdapterId | None:
-    candidates = []
-    for store in stores:
-        candidates += [v for v, yanked in store.versions(base) if not yanked]
-    best = newest(candidates)
-    return base.with_version(best) if best else None
+def _resolver(store: str | Path | Store | Resolver | None, sources=None) -> Resolver:
+    if isinstance(store, Resolver):
+        return store
+    return Resolver.default(store, sources=sources)
+
+
+def resolution(
+    adapter_id: str | AdapterId | Resolution,
+    *,
+    store: str | Path | Store | Resolver | None = None,
+    sources: Sequence[Store | str] | None = None,
+    include_yanked: bool = True,
+) -> Resolution:
+    """What ``adapter_id`` means: its exact id, the store it is read from and its manifest
+    (:class:`~adapterhub.registry.resolver.Resolver`'s precedence: ``store``, then ``sources``
+    or the configured remotes, then the project store)."""
+    if isinstance(adapter_id, Resolution):
+        return adapter_id
+    return _resolver(store, sources).resolve(adapter_id, include_yanked=include_yanked)
 
 
 def find(
     adapter_id: str | AdapterId,
     *,
-    store: str | Path | Store | None = None,
-    sources: Sequence[Store] | None = None,
+    store: str | Path | Store | Resolver | None = None,
+    sources: Sequence[Store | str] | None = None,
 ) -> AdapterId:
-    """The exact id a reference means: itself if exact, else the highest non-yanked version
-    (releases before prereleases) in the local store and local-folder upstreams, falling back to
-    the network remotes when none has it."""
-    aid = AdapterId.parse(adapter_id)
-    if aid.is_exact:
-        return aid
-    local = open_store(store)
-    upstreams = list(upstream_stores() if sources is None else sources)
-    near = [local, *[s for s in upstreams if isinstance(s, LocalStore)]]
-    far = [s for s in upstreams if not isinstance(s, LocalStore)]
-    found = _newest_in(near, aid)
-    errors: list[AdapterHubError] = []
-    for remote in far if found is None else []:
-        try:
-            found = _newest_in([remote], aid)
-        except RegistryError as exc:
-            errors.append(exc)
-            continue
-        if found is not None:
-            break
-    if found is None:
-        if errors:
-            raise errors[0]
-        raise NotFoundError(
-            f"no published, non-yanked version of {aid}; see `adapterhub registry list "
-            f"--task {aid.task} --lang {aid.lang}`"
-        )
-    return found
+    """The exact id a reference means: itself if exact, else the highest version no store marks
+    as yanked (releases before prereleases) in the first namespace that has one (yours, then
+    ``adapterhub``); see :mod:`adapterhub.registry.resolver`."""
+    return resolution(adapter_id, store=store, sources=sources).id
 
 
-def show(adapter_id: str | AdapterId, *, store: str | Path | Store | None = None) -> Manifest:
-    target = open_store(store)
-    return target.read_manifest(find(adapter_id, store=target, sources=[]))
+def show(
+    adapter_id: str | AdapterId,
+    *,
+    store: str | Path | Store | Resolver | None = None,
+    sources: Sequence[Store | str] | None = None,
+) -> Manifest:
+    """The manifest of the entry ``adapter_id`` resolves to (yanked versions by exact id)."""
+    return resolution(adapter_id, store=store, sources=sources).manifest
 
 
 def search(*, store: str | Path | Store | None = None, **filters: Any) -> list[Manifest]:
-    """Entries matching ``task``, ``lang``, ``namespace``, ``backbone`` (name or fingerprint),
-    ``method``, ``kind``, ``metric``/``min_value``, ``include_yanked``."""
+    """Entries of one store matching ``task``, ``lang``, ``namespace``, ``backbone`` (name or
+    fingerprint), ``method``, ``kind``, ``metric``/``min_value``, ``include_yanked``; every
+    store at once: :meth:`Resolver.entries`."""
     return open_store(store).search(**filters)
 
 
 # --------------------------------------------------------------------------- move between stores
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What ``pull`` (or an import of an entry) did."""
+
+    resolution: Resolution
+    """The entry asked for and the store it came from."""
+    target: NamedStore
+    manifest: Manifest
+    """The entry as ``target`` holds it now."""
+    copied: bool
+    """False when ``target`` already held these bytes and nothing was written."""
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    def describe(self) -> str:
+        if not self.copied:
+            return f"already present: {self.id} in {self.target} (same bytes as {self.resolution.source})"
+        return f"pulled {self.resolution.describe()} into {self.target}"
 
 
 def _fetch_verified(source: Store, aid: AdapterId, into: Path) -> Manifest:
@@ -279,9 +368,14 @@ def _fetch_verified(source: Store, aid: AdapterId, into: Path) -> Manifest:
     return manifest
 
 
+def _same_files(a: Manifest, b: Manifest) -> bool:
+    return {n: f.sha256 for n, f in a.files.items()} == {n: f.sha256 for n, f in b.files.items()}
+
+
 def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
     """Put an already verified entry; an identical existing copy is fine."""
     aid = manifest.adapter_id
+    _check_builtin_copy(aid, manifest, target)
     was_yanked = (folder / YANKED).is_file()
     for extra in (YANKED, MANIFEST):
         (folder / extra).unlink(missing_ok=True)
@@ -289,9 +383,10 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
         target.put(folder, manifest)
     except ConflictError:
         existing = target.read_manifest(aid)
-        if existing.files != manifest.files:
+        if not _same_files(existing, manifest):
             raise ConflictError(
-                f"{target} already has a different {aid} (other files); versions are immutable"
+                f"{target} already has a different {aid} (other sha256); versions are "
+                f"immutable: import it under another id with --id {aid.base}:NEW_VERSION"
             ) from None
         manifest = existing
     if was_yanked:
@@ -299,122 +394,123 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
     return target.read_manifest(aid)
 
 
+def pull_entry(
+    adapter_id: str | AdapterId | Resolution,
+    source: str | Store | None = None,
+    *,
+    store: str | Path | Store | None = None,
+) -> Copied:
+    """Copy an entry into the local store, verifying every file's sha256 first, and say what
+    happened. ``source`` (a remote name, URL or store) is the one store to resolve in; without
+    it the id resolves as everywhere else (the local store first: an entry already here is
+    "already present"). The local store holding the same id with other bytes is a
+    :class:`ConflictError` naming both; nothing is written when the source fails or refuses."""
+    local = NamedStore("local", local_store(store))
+    if source:
+        found = resolution(adapter_id, store=Resolver([named(source)]))
+    else:
+        found = resolution(adapter_id, store=Resolver.default(local.store))
+    aid = found.id
+    if local.store.exists(aid):
+        existing = local.store.read_manifest(aid)
+        if not _same_files(existing, found.manifest):
+            raise ConflictError(
+                f"{aid} differs between {local} and {found.source} (other sha256); refusing to "
+                f"overwrite it: an exact id names one set of bytes. Remove the local copy "
+                f"({local.store.entry_path(aid)}) to pull the other, or keep yours under "
+                "another id"
+            )
+        if found.yanked and not existing.yanked:
+            local.store.yank(aid, found.yanked_reason or f"yanked in {found.source.name}")
+            existing = local.store.read_manifest(aid)
+        return Copied(found, local, existing, copied=False)
+    with _workdir(local.store, "pull") as tmp:
+        manifest = _fetch_verified(found.store, aid, tmp)
+        if found.yanked:  # a yank in any store travels with the copy
+            (tmp / YANKED).write_text("{}")
+            manifest.yanked_reason = found.yanked_reason or f"yanked in {found.source.name}"
+        return Copied(found, local, _put_copy(local.store, tmp, manifest), copied=True)
+
+
 def pull(
-    adapter_id: str | AdapterId,
+    adapter_id: str | AdapterId | Resolution,
     source: str | Store | None = None,
     *,
     store: str | Path | Store | None = None,
 ) -> Manifest:
-    """Copy an entry from a remote (a name from ``remote list``, a URL, or every remote in turn)
-    into the local store, verifying every file's sha256 first. Nothing is written locally when
-    the remote fails or refuses."""
-    local = local_store(store)
-    sources = (
-        [source if isinstance(source, Store) else remote_store(source)]
-        if source
-        else upstream_stores()
-    )
-    aid = find(adapter_id, store=local, sources=sources)
-    if local.exists(aid):
-        return local.read_manifest(aid)
-    return _pull(aid, local, sources, where=str(source or "any remote"))
+    """:func:`pull_entry`, returning the local entry's manifest."""
+    return pull_entry(adapter_id, source, store=store).manifest
 
 
-def _pull(aid: AdapterId, local: LocalStore, sources: Sequence[Store], where: str) -> Manifest:
-    errors: list[AdapterHubError] = []
-    for remote in sources:
-        try:
-            if not remote.exists(aid):
-                continue
-            with _workdir(local, "pull") as tmp:
-                manifest = _fetch_verified(remote, aid, tmp)
-                return _put_copy(local, tmp, manifest)
-        except (RegistryError, UsageError) as exc:
-            if isinstance(exc, (IntegrityError, ConflictError)) or len(sources) == 1:
-                raise
-            errors.append(exc)
-    if errors:
-        raise errors[0]
-    raise NotFoundError(f"{aid} is not in {where}; see `adapterhub registry remote list`")
+def _entry_folder(found: Resolution, into: Path) -> Path:
+    """A verified folder of the entry's files: in place for a local directory store, else
+    fetched from its store into ``into``."""
+    if found.path is not None:
+        verify_adapter_dir(found.path, require_manifest=True, expected_id=str(found.id))
+        return found.path
+    _fetch_verified(found.store, found.id, into)
+    return into
 
 
 def push(
-    adapter_id: str | AdapterId,
+    adapter_id: str | AdapterId | Resolution,
     to: str | Store,
     *,
     store: str | Path | Store | None = None,
 ) -> Manifest:
-    """Copy a local entry (verified first) to a remote; the remote refuses an existing version."""
-    local = local_store(store)
-    aid = find(adapter_id, store=local, sources=[])
-    remote = to if isinstance(to, Store) else remote_store(to)
-    checked = verify_adapter_dir(local.entry_path(aid), require_manifest=True)
-    manifest = checked.manifest
-    assert manifest is not None
-    remote.put(local.entry_path(aid), manifest)
-    if manifest.yanked:
-        remote.yank(aid, manifest.yanked_reason or "yanked")
+    """Copy an entry (verified first) to a remote; the remote refuses an existing version. The
+    id resolves as everywhere else, so an entry that lives only upstream (the project store, a
+    remote) is streamed from there."""
+    found = resolution(adapter_id, store=store)
+    remote = to if isinstance(to, Store) else named(to).store
+    manifest = found.manifest
+    _check_builtin_copy(found.id, manifest, remote)
+    with tempfile.TemporaryDirectory(prefix="adapterhub-push-") as tmp:
+        folder = _entry_folder(found, Path(tmp))
+        remote.put(folder, manifest)
+    if found.yanked:
+        remote.yank(found.id, found.yanked_reason or "yanked")
     return manifest
 
 
 def resolve(
-    adapter_id: str | AdapterId,
+    adapter_id: str | AdapterId | Resolution,
     *,
     backbone: Any = None,
-    store: str | Path | Store | None = None,
-    sources: Sequence[Store] | None = None,
+    store: str | Path | Store | Resolver | None = None,
+    sources: Sequence[Store | str] | None = None,
     verify: bool = True,
 ) -> Path:
-    """The local folder of a verified entry, pulling it from the remotes on a miss.
+    """The local folder of a verified entry, pulling it on a miss.
 
-    ``sentiment/de`` becomes the newest non-yanked version (see :func:`find`). Entries of
-    read-only local upstreams (the project's ``registry/``) are used in place, not copied. When
-    ``store`` is a remote (an ``oci://`` or fsspec URL, as a serving replica may be given), it is
-    the first source and entries are cached in the default local store. With ``backbone``, the
-    fingerprint and shapes are checked too.
+    ``sentiment/de`` resolves as :func:`find` says. Entries of local directory stores (the
+    project's ``registry/``) are used in place, not copied; entries of network stores are
+    pulled into the local store (the default one when ``store`` is itself a remote, as a
+    serving replica may be given). With ``backbone``, the fingerprint and shapes are checked.
     """
-    target = open_store(store)
-    exact = AdapterId.parse(adapter_id)
-    if isinstance(target, LocalStore) and exact.is_exact and target.exists(exact):
-        # the serving runtime's load path: an exact id already here needs no remote consulted
-        path = target.entry_path(exact)
-        if verify:
-            verify_adapter_dir(path, backbone, require_manifest=True)
-        return path
-    upstreams = list(upstream_stores() if sources is None else sources)
-    if isinstance(target, LocalStore):
-        local = target
-    else:
-        local, upstreams = local_store(None), [target, *upstreams]
-    aid = find(adapter_id, store=local, sources=upstreams)
-    path = None
-    if local.exists(aid):
-        path = local.entry_path(aid)
-    else:
-        for upstream in upstreams:
-            if isinstance(upstream, LocalStore) and upstream.exists(aid):
-                path = upstream.entry_path(aid)
-                break
-        else:
-            remotes = [s for s in upstreams if not isinstance(s, LocalStore)]
-            _pull(aid, local, remotes, where="any remote")
-            path = local.entry_path(aid)
+    found = resolution(adapter_id, store=store, sources=sources)
+    path = found.path
+    if path is None:
+        target = _resolver(store, sources).local.store
+        cache = target if isinstance(target, LocalStore) else local_store(None)
+        path = pull_entry(found, store=cache).target.store.entry_path(found.id)
     if verify:
-        verify_adapter_dir(path, backbone, require_manifest=True)
+        verify_adapter_dir(path, backbone, require_manifest=True, expected_id=str(found.id))
     return path
 
 
 def open_adapter(
-    adapter_id: str | AdapterId,
+    adapter_id: str | AdapterId | Resolution,
     backbone: Any = None,
     *,
-    store: str | Path | Store | None = None,
-    sources: Sequence[Store] | None = None,
+    store: str | Path | Store | Resolver | None = None,
+    sources: Sequence[Store | str] | None = None,
 ) -> VerifiedAdapter:
     """Resolve and verify in one pass: the verified tensors, head, labels and manifest (what the
-    runtime loads into a slot)."""
-    path = resolve(adapter_id, store=store, sources=sources, verify=False)
-    return verify_adapter_dir(path, backbone, require_manifest=True)
+    runtime loads into a slot). A yanked version is refused (:class:`YankedError`)."""
+    found = resolution(adapter_id, store=store, sources=sources).require_servable()
+    path = resolve(found, store=store, sources=sources, verify=False)
+    return verify_adapter_dir(path, backbone, require_manifest=True, expected_id=str(found.id))
 
 
 # --------------------------------------------------------------------------- maintenance
@@ -429,14 +525,16 @@ def verify(
     """Check one entry or every entry of a local store: ``[(id, None | error message)]``."""
     local = local_store(store)
     ids = (
-        [find(adapter_id, store=local, sources=[])]
+        [Resolver.only(local).resolve(adapter_id).id]
         if adapter_id
         else sorted(local.ids(), key=lambda a: (a.namespace, a.task, a.lang, a.version))
     )
     results = []
     for aid in ids:
         try:
-            verify_adapter_dir(local.entry_path(aid), backbone, require_manifest=True)
+            verify_adapter_dir(
+                local.entry_path(aid), backbone, require_manifest=True, expected_id=str(aid)
+            )
             results.append((str(aid), None))
         except IntegrityError as exc:
             results.append((str(aid), str(exc)))
@@ -446,10 +544,15 @@ def verify(
 def yank(
     adapter_id: str | AdapterId, reason: str = "", *, store: str | Path | Store | None = None
 ) -> Manifest:
-    """Mark a version as yanked: it stays readable by its exact id, but ``sentiment/de`` no
-    longer resolves to it."""
+    """Mark a version as yanked: it stays readable by its exact id, but no short id or pattern
+    resolves to it and the server refuses it. Without a namespace, the first of yours and
+    ``adapterhub`` that holds the version in ``store``."""
     target = open_store(store)
-    aid = AdapterId.parse(adapter_id).require_exact()
+    ref = AdapterId.parse(adapter_id)
+    if ref.version is None:
+        raise UsageError(f"{ref} needs a version here, e.g. {ref}:1.0.0")
+    candidates = [AdapterId(ref.task, ref.lang, ns, ref.version) for ns in namespaces_for(ref)]
+    aid = next((c for c in candidates if target.exists(c)), candidates[0])
     target.yank(aid, reason)
     return target.read_manifest(aid)
 
@@ -464,16 +567,18 @@ def reindex(*, store: str | Path | Store | None = None) -> int:
 
 
 def export_bundle(
-    adapter_id: str | AdapterId, output: str | Path, *, store: str | Path | Store | None = None
+    adapter_id: str | AdapterId | Resolution,
+    output: str | Path,
+    *,
+    store: str | Path | Store | None = None,
 ) -> Path:
-    """Write a verified entry to one ``.tar`` file (``.tar.gz`` compresses)."""
-    local = local_store(store)
-    aid = find(adapter_id, store=local, sources=[])
-    entry = local.entry_path(aid)
-    manifest = verify_adapter_dir(entry, require_manifest=True).manifest
-    assert manifest is not None
-    names = [*manifest.files, MANIFEST, *([YANKED] if (entry / YANKED).is_file() else [])]
-    return write_bundle(entry, names, output)
+    """Write a verified entry to one ``.tar`` file (``.tar.gz`` compresses). The id resolves as
+    everywhere else; an entry that lives only upstream is streamed from its store."""
+    found = resolution(adapter_id, store=store)
+    with tempfile.TemporaryDirectory(prefix="adapterhub-export-") as tmp:
+        entry = _entry_folder(found, Path(tmp))
+        names = [*found.manifest.files, MANIFEST, *([YANKED] if (entry / YANKED).is_file() else [])]
+        return write_bundle(entry, names, output)
 
 
 def import_adapter(
@@ -521,7 +626,7 @@ def import_adapter(
             loaded = _load_backbone(backbone) if backbone is not None else None
             manifest = verify_adapter_dir(folder, loaded, require_manifest=True).manifest
             assert manifest is not None
-            if adapter_id is None or AdapterId.parse(adapter_id) == manifest.adapter_id:
+            if adapter_id is None or publish_id(adapter_id) == manifest.adapter_id:
                 return _put_copy(local, folder, manifest)
             return publish(
                 folder,
@@ -558,6 +663,7 @@ def import_adapter(
 
 
 __all__ = [
+    "Copied",
     "export_bundle",
     "find",
     "gc",
@@ -565,9 +671,12 @@ __all__ = [
     "local_store",
     "open_adapter",
     "publish",
+    "publish_id",
     "pull",
+    "pull_entry",
     "push",
     "reindex",
+    "resolution",
     "resolve",
     "search",
     "show",

@@ -1,9 +1,14 @@
 """Adapter identifiers ``<task>/<lang>@<namespace>:<version>`` and their semver versions.
 
 ``sentiment/de@nlp-team:1.2.0`` names one immutable entry. The namespace and the version may be
-left out: ``sentiment/de`` means the default namespace (:data:`DEFAULT_NAMESPACE`, ``adapterhub``)
-and the highest version that is not yanked; ``sentiment/de:1.2.0`` a version in the default
-namespace; ``sentiment/de@nlp-team`` the newest version in ``nlp-team``.
+left out: ``sentiment/de`` leaves both to resolution (:mod:`adapterhub.registry.resolver`): the
+user's namespace, then the built-in ``adapterhub`` one, and the highest version that is not
+yanked; ``sentiment/de:1.2.0`` fixes the version, ``sentiment/de@nlp-team`` the namespace.
+
+Namespaces cannot collide: what a user publishes without naming one goes under the user's
+namespace (:func:`user_namespace`: ``adapterhub config set namespace NAME``, or
+``$ADAPTERHUB_NAMESPACE``, default ``local``). ``adapterhub`` (:data:`BUILTIN_NAMESPACE`) belongs
+to the project's built-in store and cannot be a user's namespace.
 
 Task, language and namespace are lowercase words of letters and digits joined by single ``-`` or
 ``_`` (``named-entity``, ``nlp_team``), so ``__`` can serve as the separator in OCI tags. Versions
@@ -17,9 +22,12 @@ import functools
 import re
 from dataclasses import dataclass
 
+from adapterhub import userconfig
 from adapterhub.errors import UsageError
 
-DEFAULT_NAMESPACE = "adapterhub"
+BUILTIN_NAMESPACE = "adapterhub"
+"""The namespace of the project's built-in store; no other store publishes into it."""
+DEFAULT_USER_NAMESPACE = "local"
 LANGUAGE_TASK = "lang"
 """Language adapters use this task name: ``lang/de@adapterhub:1.0.0``."""
 
@@ -83,14 +91,47 @@ def check_word(value: str, what: str) -> str:
     return value
 
 
+def check_user_namespace(value: str, where: str = "namespace") -> str:
+    """A namespace a user may publish under: a valid word, and not the built-in one."""
+    value = (value or "").strip()
+    if not _WORD_RE.match(value):
+        raise UsageError(
+            f"namespace {value!r} (from {where}) is invalid; use lowercase letters and digits "
+            "joined by '-' or '_', e.g. `adapterhub config set namespace nlp-team`"
+        )
+    if value == BUILTIN_NAMESPACE:
+        raise UsageError(
+            f"namespace {value!r} (from {where}) is the project's built-in namespace; choose your "
+            "own, e.g. `adapterhub config set namespace nlp-team`"
+        )
+    return value
+
+
+NAMESPACE_SETTING = userconfig.define(
+    userconfig.Setting(
+        name="namespace",
+        help="the namespace of what you train, publish or import without naming one",
+        env="ADAPTERHUB_NAMESPACE",
+        default=DEFAULT_USER_NAMESPACE,
+        check=check_user_namespace,
+    )
+)
+
+
+def user_namespace() -> str:
+    """``$ADAPTERHUB_NAMESPACE``, else ``adapterhub config set namespace``, else ``local``."""
+    return userconfig.get(NAMESPACE_SETTING.name)[0]
+
+
 @dataclass(frozen=True)
 class AdapterId:
-    """A parsed identifier. ``namespace`` is always set (the default when omitted); ``version`` is
-    ``None`` for a reference that still has to be resolved to the newest version."""
+    """A parsed identifier. ``namespace`` and ``version`` are ``None`` where the text left them
+    out; :attr:`is_exact` ids (both given) name one entry, others are references that
+    :mod:`adapterhub.registry.resolver` turns into one."""
 
     task: str
     lang: str
-    namespace: str = DEFAULT_NAMESPACE
+    namespace: str | None = None
     version: Version | None = None
 
     @classmethod
@@ -107,17 +148,17 @@ class AdapterId:
         return cls(
             task=match["task"],
             lang=match["lang"],
-            namespace=match["namespace"] or DEFAULT_NAMESPACE,
+            namespace=match["namespace"],
             version=Version.parse(version) if version else None,
         )
 
     def __str__(self) -> str:
-        text = f"{self.task}/{self.lang}@{self.namespace}"
+        text = f"{self.task}/{self.lang}" + (f"@{self.namespace}" if self.namespace else "")
         return f"{text}:{self.version}" if self.version else text
 
     @property
     def is_exact(self) -> bool:
-        return self.version is not None
+        return self.namespace is not None and self.version is not None
 
     @property
     def kind(self) -> str:
@@ -133,16 +174,22 @@ class AdapterId:
             version = Version.parse(version)
         return AdapterId(self.task, self.lang, self.namespace, version)
 
+    def with_namespace(self, namespace: str) -> AdapterId:
+        return AdapterId(self.task, self.lang, check_word(namespace, "namespace"), self.version)
+
     def require_exact(self) -> AdapterId:
         if self.version is None:
             raise UsageError(f"{self} needs a version here, e.g. {self}:1.0.0")
+        if self.namespace is None:
+            example = AdapterId(self.task, self.lang, user_namespace(), self.version)
+            raise UsageError(f"{self} needs a namespace here, e.g. {example}")
         return self
 
     @property
     def parts(self) -> tuple[str, str, str, str]:
         """The entry's folder path components ``(namespace, task, lang, version)``."""
         self.require_exact()
-        return (self.namespace, self.task, self.lang, str(self.version))
+        return (str(self.namespace), self.task, self.lang, str(self.version))
 
     @property
     def relpath(self) -> str:

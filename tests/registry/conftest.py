@@ -19,11 +19,13 @@ def backbone(tiny_backbone):
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
-    """Every test gets its own $ADAPTERHUB_HOME, no remotes, no project upstream."""
+    """Every test gets its own $ADAPTERHUB_HOME, no remotes, no project upstream, and the
+    default user namespace (``local``)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("ADAPTERHUB_HOME", str(home))
     monkeypatch.setenv("ADAPTERHUB_PROJECT_REGISTRY", "")
+    monkeypatch.delenv("ADAPTERHUB_NAMESPACE", raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     for name in ("ADAPTERHUB_OCI_USERNAME", "ADAPTERHUB_OCI_PASSWORD", "ADAPTERHUB_OCI_INSECURE"):
         monkeypatch.delenv(name, raising=False)

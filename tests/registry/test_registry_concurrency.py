@@ -102,7 +102,7 @@ def test_exactly_one_of_n_racing_publishers_wins(backbone, tmp_path, kind):
     folder.mkdir()
     opened.fetch(aid, folder)
     registry.verify_adapter_dir(folder, backbone, require_manifest=True)
-    assert manifest.id == "sentiment/de@adapterhub:1.0.0"
+    assert manifest.id == "sentiment/de@local:1.0.0"
 
 
 def test_cli_racers_exit_non_zero_with_a_message(tiny_backbone_path, tmp_path):
@@ -141,9 +141,9 @@ def test_cli_racers_exit_non_zero_with_a_message(tiny_backbone_path, tmp_path):
     assert codes == [0, 4, 4], results
     for code, out, err in results:
         if code == 0:
-            assert "published sentiment/de@adapterhub:1.0.0" in out
+            assert "published sentiment/de@local:1.0.0" in out
         else:
-            assert err.strip().splitlines()[-1].startswith("error: sentiment/de@adapterhub:1.0.0")
+            assert err.strip().splitlines()[-1].startswith("error: sentiment/de@local:1.0.0")
             assert "immutable" in err
 
 

@@ -59,7 +59,7 @@ def test_a_peft_folder_with_only_pickle_weights_is_refused(backbone, tmp_path, s
 
 def _published(backbone, lora_dir, store_dir):
     registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
-    return store_dir / "adapterhub/sentiment/de/1.0.0"
+    return store_dir / "local/sentiment/de/1.0.0"
 
 
 def test_a_flipped_byte_fails_the_sha256(backbone, lora_dir, store_dir):
@@ -83,7 +83,7 @@ def test_unlisted_files_and_foreign_manifests_are_tampering(backbone, lora_dir, 
         registry.verify_adapter_dir(entry)
     (entry / "extra.json").unlink()
     manifest = json.loads((entry / "manifest.json").read_text())
-    manifest["id"] = "sentiment/fr@adapterhub:1.0.0"
+    manifest["id"] = "sentiment/fr@local:1.0.0"
     manifest["lang"] = "fr"
     (entry / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IntegrityError, match="sentiment/fr"):
@@ -182,7 +182,7 @@ def test_non_finite_weights_are_refused(backbone, lora_dir, store_dir, bad, targ
 def test_a_wrong_backbone_fingerprint_names_both(backbone, lora_dir, store_dir):
     other = {"name": "some-other-encoder", "fingerprint": "sha256:" + "f" * 64}
     registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=other, store=store_dir)
-    entry = store_dir / "adapterhub/sentiment/de/1.0.0"
+    entry = store_dir / "local/sentiment/de/1.0.0"
     registry.verify_adapter_dir(entry)  # fine without a backbone to compare with
     with pytest.raises(BackboneMismatchError) as caught:
         registry.verify_adapter_dir(entry, backbone)

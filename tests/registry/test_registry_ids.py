@@ -7,7 +7,7 @@ import random
 import pytest
 
 from adapterhub.errors import UsageError
-from adapterhub.registry.ids import DEFAULT_NAMESPACE, AdapterId, Version, newest
+from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, Version, newest, user_namespace
 
 
 def test_full_id_round_trips():
@@ -23,14 +23,32 @@ def test_full_id_round_trips():
     assert AdapterId.parse(str(aid)) == aid
 
 
-def test_short_forms_use_the_default_namespace():
-    assert DEFAULT_NAMESPACE == "adapterhub"
+def test_short_forms_leave_the_namespace_to_resolution():
+    # the namespace of a short id is no longer filled in at parse time: resolution tries the
+    # user's namespace, then the built-in one (test_resolver.py)
     bare = AdapterId.parse("sentiment/de")
-    assert bare.namespace == "adapterhub" and bare.version is None and not bare.is_exact
+    assert bare.namespace is None and bare.version is None and not bare.is_exact
+    assert str(bare) == "sentiment/de"
     pinned = AdapterId.parse("sentiment/de:2.0.0-rc.1")
-    assert pinned.namespace == "adapterhub" and str(pinned.version) == "2.0.0-rc.1"
+    assert pinned.namespace is None and str(pinned.version) == "2.0.0-rc.1"
+    assert not pinned.is_exact and str(pinned) == "sentiment/de:2.0.0-rc.1"
+    with pytest.raises(UsageError, match="namespace"):
+        pinned.relpath  # noqa: B018 - a folder needs the namespace
     assert AdapterId.parse("lang/de").kind == "language"
     assert AdapterId.parse("pos/multi").kind == "task"
+
+
+def test_the_user_namespace_is_configured_and_never_the_builtin(monkeypatch, isolated_home):
+    assert BUILTIN_NAMESPACE == "adapterhub"
+    assert user_namespace() == "local"
+    (isolated_home / "config.json").write_text('{"namespace": "nlp-team"}')
+    assert user_namespace() == "nlp-team"
+    monkeypatch.setenv("ADAPTERHUB_NAMESPACE", "alice")
+    assert user_namespace() == "alice"  # the environment wins over the file
+    for bad in ("adapterhub", "Not Valid"):
+        monkeypatch.setenv("ADAPTERHUB_NAMESPACE", bad)
+        with pytest.raises(UsageError, match="ADAPTERHUB_NAMESPACE"):
+            user_namespace()
 
 
 @pytest.mark.parametrize(

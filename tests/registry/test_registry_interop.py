@@ -128,7 +128,7 @@ def test_import_a_peft_folder_with_a_head_file_via_cli(
         + ["--backbone", str(tiny_backbone_path), "--store", str(store_dir)]
     )
     assert code == 0, capsys.readouterr().err
-    entry = store_dir / "adapterhub/topic/fr/1.0.0"
+    entry = store_dir / "local/topic/fr/1.0.0"
     assert registry.verify_adapter_dir(entry, backbone).labels == ["a", "b", "c"]
     assert torch.equal(_plain_peft_output(backbone, entry, inputs), expected)
     # a PEFT folder without --id: a one-line usage error
@@ -140,18 +140,16 @@ def test_export_import_round_trip_and_reidentify(backbone, lora_dir, tmp_path, s
     registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
     bundle = registry.export_bundle("sentiment/de", tmp_path / "out" / "de.tar", store=store_dir)
     other = tmp_path / "other"
-    assert registry.import_adapter(bundle, store=other).id == "sentiment/de@adapterhub:1.0.0"
-    assert registry.import_adapter(bundle, store=other).id == "sentiment/de@adapterhub:1.0.0"
+    assert registry.import_adapter(bundle, store=other).id == "sentiment/de@local:1.0.0"
+    assert registry.import_adapter(bundle, store=other).id == "sentiment/de@local:1.0.0"
     renamed = registry.import_adapter(bundle, "sentiment/de@mine:2.0.0", store=other)
     assert renamed.backbone.fingerprint == backbone.fingerprint
     assert sorted(str(a) for a in registry.LocalStore(other).ids()) == [
-        "sentiment/de@adapterhub:1.0.0",
+        "sentiment/de@local:1.0.0",
         "sentiment/de@mine:2.0.0",
     ]
     gz = registry.export_bundle("sentiment/de", tmp_path / "de.tar.gz", store=store_dir)
-    assert (
-        registry.import_adapter(gz, store=tmp_path / "third").id == "sentiment/de@adapterhub:1.0.0"
-    )
+    assert registry.import_adapter(gz, store=tmp_path / "third").id == "sentiment/de@local:1.0.0"
 
 
 @pytest.mark.parametrize("bad_labels", [["only-one"]])

@@ -69,7 +69,7 @@ def test_a_corrupted_blob_on_the_server_is_refused(backbone, tmp_path, oci_regis
     lora_dir = make_lora_dir(backbone, tmp_path / "unique", seed=4242)
     registry.publish(lora_dir, "pos/fr:1.0.0", backbone=backbone, store=store)
     registry.push("pos/fr:1.0.0", url, store=store)
-    digest = sha256_file(store / "adapterhub/pos/fr/1.0.0/adapter_model.safetensors")[0]
+    digest = sha256_file(store / "local/pos/fr/1.0.0/adapter_model.safetensors")[0]
     blob = next((oci_registry.folder / "data").rglob(f"blobs/sha256/{digest[:2]}/{digest}/data"))
     data = bytearray(blob.read_bytes())
     data[-1] ^= 0xFF
@@ -87,7 +87,7 @@ def test_hostile_artifact_file_names_are_refused(tmp_path, oci_registry):
     payload = tmp_path / "evil" / "run.sh"
     payload.write_text("echo owned")
     client = oras.client.OrasClient(hostname=oci_registry.host, insecure=True)
-    tag = "adapterhub__sentiment__de__6.6.6"
+    tag = "local__sentiment__de__6.6.6"
     client.push(
         target=f"{oci_registry.host}/hostile/adapters:{tag}",
         files=[str(payload)],
@@ -128,7 +128,7 @@ def test_auth_missing_wrong_and_right_credentials(
 
     monkeypatch.setenv("ADAPTERHUB_OCI_PASSWORD", "wonderland")
     registry.push("sentiment/de:1.0.0", url, store=source)
-    assert registry.pull("sentiment/de", url, store=local).id == "sentiment/de@adapterhub:1.0.0"
+    assert registry.pull("sentiment/de", url, store=local).id == "sentiment/de@local:1.0.0"
     docker_config = tmp_path / "docker-config"
     assert not docker_config.exists(), "credentials must never be written to a docker config"
 
@@ -140,7 +140,7 @@ def test_auth_missing_wrong_and_right_credentials(
     (docker_config / "config.json").write_text(
         json.dumps({"auths": {oci_registry_auth.host: {"auth": auth}}})
     )
-    assert [str(a) for a in registry.open_store(url).ids()] == ["sentiment/de@adapterhub:1.0.0"]
+    assert [str(a) for a in registry.open_store(url).ids()] == ["sentiment/de@local:1.0.0"]
 
 
 def test_cli_remote_add_push_pull(backbone, lora_dir, tmp_path, oci_registry, capsys):
@@ -162,12 +162,12 @@ def test_cli_remote_add_push_pull(backbone, lora_dir, tmp_path, oci_registry, ca
     assert (
         main(["registry", "pull", "langid/multi", "--from", "shared", "--store", str(theirs)]) == 0
     )
-    assert "pulled langid/multi@adapterhub:1.0.0" in capsys.readouterr().out
+    assert "pulled langid/multi@local:1.0.0" in capsys.readouterr().out
     assert main(["registry", "list", "--from", "shared", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [r["id"] for r in listed] == ["langid/multi@adapterhub:1.0.0"]
+    assert [r["id"] for r in listed] == ["langid/multi@local:1.0.0"]
     assert main(["registry", "show", "langid/multi", "--from", url]) == 0
-    assert json.loads(capsys.readouterr().out)["id"] == "langid/multi@adapterhub:1.0.0"
+    assert json.loads(capsys.readouterr().out)["id"] == "langid/multi@local:1.0.0"
     assert (
         main(
             [

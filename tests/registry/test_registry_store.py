@@ -50,11 +50,11 @@ def test_publish_writes_the_format_md_layout(backbone, lora_dir, store_dir):
 
 def test_published_versions_are_immutable(backbone, lora_dir, store_dir, tmp_path):
     registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
-    before = (store_dir / "adapterhub/sentiment/de/1.0.0/adapter_model.safetensors").read_bytes()
+    before = (store_dir / "local/sentiment/de/1.0.0/adapter_model.safetensors").read_bytes()
     other = make_lora_dir(backbone, tmp_path / "other", seed=7)
     with pytest.raises(ConflictError, match="immutable"):
         registry.publish(other, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
-    after = (store_dir / "adapterhub/sentiment/de/1.0.0/adapter_model.safetensors").read_bytes()
+    after = (store_dir / "local/sentiment/de/1.0.0/adapter_model.safetensors").read_bytes()
     assert before == after
 
 
@@ -63,17 +63,17 @@ def test_bare_id_resolves_to_newest_non_yanked(backbone, lora_dir, store_dir):
         registry.publish(lora_dir, f"sentiment/de:{version}", backbone=backbone, store=store_dir)
     registry.publish(lora_dir, "sentiment/de@other:9.0.0", backbone=backbone, store=store_dir)
     assert str(registry.find("sentiment/de", store=store_dir, sources=[])) == (
-        "sentiment/de@adapterhub:1.10.0"
+        "sentiment/de@local:1.10.0"
     )
     registry.yank("sentiment/de:1.10.0", "bad labels", store=store_dir)
     path = registry.resolve("sentiment/de", store=store_dir, sources=[], backbone=backbone)
-    assert path == store_dir / "adapterhub/sentiment/de/1.2.0"
+    assert path == store_dir / "local/sentiment/de/1.2.0"
     # a yanked version stays loadable by its exact id, and its files are untouched
     exact = registry.resolve("sentiment/de:1.10.0", store=store_dir, sources=[])
     assert (exact / "yanked.json").is_file()
     assert registry.show("sentiment/de:1.10.0", store=store_dir).yanked
     assert registry.verify("sentiment/de:1.10.0", store=store_dir) == [
-        ("sentiment/de@adapterhub:1.10.0", None)
+        ("sentiment/de@local:1.10.0", None)
     ]
     with pytest.raises(NotFoundError, match="no published"):
         registry.find("pos/de", store=store_dir, sources=[])
@@ -100,19 +100,19 @@ def test_search_by_every_field_and_reindex(backbone, lora_dir, store_dir, tmp_pa
     def ids(**filters):
         return [m.id for m in registry.search(store=store_dir, **filters)]
 
-    assert ids(task="sentiment") == ["sentiment/de@adapterhub:1.0.0", "sentiment/fr@team:1.0.0"]
-    assert ids(lang="de") == ["pos/de@adapterhub:0.1.0", "sentiment/de@adapterhub:1.0.0"]
+    assert ids(task="sentiment") == ["sentiment/de@local:1.0.0", "sentiment/fr@team:1.0.0"]
+    assert ids(lang="de") == ["pos/de@local:0.1.0", "sentiment/de@local:1.0.0"]
     assert ids(namespace="team") == ["sentiment/fr@team:1.0.0"]
-    assert ids(backbone="other-backbone") == ["pos/de@adapterhub:0.1.0"]
+    assert ids(backbone="other-backbone") == ["pos/de@local:0.1.0"]
     assert ids(backbone=backbone.fingerprint) == [
-        "sentiment/de@adapterhub:1.0.0",
+        "sentiment/de@local:1.0.0",
         "sentiment/fr@team:1.0.0",
     ]
     assert ids(method="ia3") == []
-    assert ids(metric="accuracy") == ["sentiment/de@adapterhub:1.0.0", "sentiment/fr@team:1.0.0"]
-    assert ids(metric="accuracy", min_value=0.7) == ["sentiment/de@adapterhub:1.0.0"]
+    assert ids(metric="accuracy") == ["sentiment/de@local:1.0.0", "sentiment/fr@team:1.0.0"]
+    assert ids(metric="accuracy", min_value=0.7) == ["sentiment/de@local:1.0.0"]
     registry.yank("pos/de:0.1.0", store=store_dir)
-    assert "pos/de@adapterhub:0.1.0" not in ids(include_yanked=False)
+    assert "pos/de@local:0.1.0" not in ids(include_yanked=False)
 
     # the index is a cache: wipe it and rebuild it from the manifests
     index = store_dir / ".index.sqlite"
@@ -121,7 +121,7 @@ def test_search_by_every_field_and_reindex(backbone, lora_dir, store_dir, tmp_pa
     assert ids() == []
     assert registry.reindex(store=store_dir) == 3
     assert len(ids()) == 3 and ids(include_yanked=False) == [
-        "sentiment/de@adapterhub:1.0.0",
+        "sentiment/de@local:1.0.0",
         "sentiment/fr@team:1.0.0",
     ]
     index.unlink()
@@ -142,21 +142,21 @@ def test_fsspec_stores_publish_pull_push(backbone, lora_dir, store_dir, tmp_path
     )
     with pytest.raises(ConflictError):
         registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=remote)
-    assert [str(a) for a in remote.ids()] == ["sentiment/de@adapterhub:1.0.0"]
-    assert [m.id for m in remote.search(task="sentiment")] == ["sentiment/de@adapterhub:1.0.0"]
+    assert [str(a) for a in remote.ids()] == ["sentiment/de@local:1.0.0"]
+    assert [m.id for m in remote.search(task="sentiment")] == ["sentiment/de@local:1.0.0"]
 
     pulled = registry.pull("sentiment/de", remote, store=store_dir)
-    assert pulled.id == "sentiment/de@adapterhub:1.0.0"
-    assert registry.verify(store=store_dir) == [("sentiment/de@adapterhub:1.0.0", None)]
+    assert pulled.id == "sentiment/de@local:1.0.0"
+    assert registry.verify(store=store_dir) == [("sentiment/de@local:1.0.0", None)]
 
     registry.publish(lora_dir, "sentiment/de:1.1.0", backbone=backbone, store=store_dir)
     registry.push("sentiment/de:1.1.0", remote, store=store_dir)
     registry.yank("sentiment/de:1.1.0", store=remote)
     assert str(registry.find("sentiment/de", store=tmp_path / "empty", sources=[remote])) == (
-        "sentiment/de@adapterhub:1.0.0"
+        "sentiment/de@local:1.0.0"
     )
     # a corrupted remote file is caught on pull, and nothing lands locally
-    entry = "adapterhub/sentiment/de/1.1.0/adapter_model.safetensors"
+    entry = "local/sentiment/de/1.1.0/adapter_model.safetensors"
     data = bytearray(remote.fs.cat_file(f"{remote.root}/{entry}"))
     data[-1] ^= 0xFF
     remote.fs.pipe_file(f"{remote.root}/{entry}", bytes(data))
@@ -168,7 +168,7 @@ def test_fsspec_stores_publish_pull_push(backbone, lora_dir, store_dir, tmp_path
 
 def test_fsspec_gc_removes_a_dead_claim(backbone, lora_dir, tmp_path):
     remote = registry.open_store(f"file://{tmp_path / 'fs-store'}")
-    entry = tmp_path / "fs-store/adapterhub/sentiment/de/1.0.0"
+    entry = tmp_path / "fs-store/local/sentiment/de/1.0.0"
     entry.mkdir(parents=True)
     (entry / ".claim").write_text(json.dumps({"host": "elsewhere", "pid": 1, "time": 0}))
     (entry / "adapter_model.safetensors").write_bytes(b"half")
@@ -188,19 +188,21 @@ def test_read_only_store_is_an_upstream_and_never_written(backbone, lora_dir, tm
     with pytest.raises(RegistryError, match="read-only"):
         registry.publish(lora_dir, "sentiment/en:2.0.0", backbone=backbone, store=upstream)
     with pytest.raises(RegistryError, match="read-only"):
-        upstream.yank(registry.AdapterId.parse("sentiment/en:1.0.0"))
-    assert [m.id for m in upstream.search(lang="en")] == ["sentiment/en@adapterhub:1.0.0"]
+        upstream.yank(registry.AdapterId.parse("sentiment/en@local:1.0.0"))
+    assert [m.id for m in upstream.search(lang="en")] == ["sentiment/en@local:1.0.0"]
     path = registry.resolve("sentiment/en", store=store_dir, sources=[upstream], backbone=backbone)
-    assert path == project / "adapterhub/sentiment/en/1.0.0"  # used in place
+    assert path == project / "local/sentiment/en/1.0.0"  # used in place
     registry.pull("sentiment/en", upstream, store=store_dir)
-    assert LocalStore(store_dir).exists(registry.AdapterId.parse("sentiment/en:1.0.0"))
+    assert LocalStore(store_dir).exists(registry.AdapterId.parse("sentiment/en@local:1.0.0"))
     assert sorted(str(p) for p in project.rglob("*")) == before
 
 
 def test_project_remote_and_named_remotes(backbone, lora_dir, tmp_path, monkeypatch, isolated_home):
     project = tmp_path / "project-registry"
-    registry.publish(lora_dir, "langid/multi:1.0.0", backbone=backbone, store=project)
+    project.mkdir()
+    # only the project store takes entries in the built-in namespace
     monkeypatch.setenv("ADAPTERHUB_PROJECT_REGISTRY", str(project))
+    registry.publish(lora_dir, "langid/multi@adapterhub:1.0.0", backbone=backbone, store=project)
     registry.add_remote("team", f"file://{tmp_path / 'team'}")
     remotes = registry.list_remotes()
     assert remotes["team"]["url"].startswith("file://")
@@ -220,8 +222,8 @@ def test_an_exact_local_id_resolves_without_consulting_remotes(
     # entry already here, while anything that needs the remotes still reports the broken file
     registry.publish(lora_dir, "sentiment/de:1.0.0", backbone=backbone, store=store_dir)
     (isolated_home / "remotes.json").write_text("{not json")
-    path = registry.resolve("sentiment/de@adapterhub:1.0.0", store=store_dir, backbone=backbone)
-    assert path == store_dir / "adapterhub/sentiment/de/1.0.0"
+    path = registry.resolve("sentiment/de@local:1.0.0", store=store_dir, backbone=backbone)
+    assert path == store_dir / "local/sentiment/de/1.0.0"
     assert registry.open_adapter("sentiment/de:1.0.0", backbone, store=store_dir).path == path
     with pytest.raises(RegistryError, match="remotes.json"):
         registry.resolve("sentiment/de:2.0.0", store=store_dir)
@@ -234,7 +236,7 @@ def test_bottleneck_adapters_publish_and_are_shape_checked(backbone, tmp_path, s
     folder = bottleneck.save(adapter, tmp_path / "bn")
     manifest = registry.publish(folder, "lang/fr:1.0.0", backbone=backbone, store=store_dir)
     assert manifest.method == "bottleneck" and manifest.kind == "language"
-    registry.verify_adapter_dir(store_dir / "adapterhub/lang/fr/1.0.0", backbone)
+    registry.verify_adapter_dir(store_dir / "local/lang/fr/1.0.0", backbone)
 
     wide = bottleneck.BottleneckAdapter(
         bottleneck.BottleneckConfig(hidden_size=backbone.hidden_size * 2, num_layers=2)
@@ -264,7 +266,7 @@ def test_resolve_with_a_remote_store_caches_in_the_local_one(
     remote = f"memory://replica-{uuid.uuid4().hex}"
     registry.publish(lora_dir, "sentiment/it:1.0.0", backbone=backbone, store=remote)
     path = registry.resolve("sentiment/it", store=remote, backbone=backbone)
-    assert path == isolated_home / "registry/adapterhub/sentiment/it/1.0.0"
+    assert path == isolated_home / "registry/local/sentiment/it/1.0.0"
     verified = registry.open_adapter("sentiment/it", backbone, store=remote)
     assert verified.labels == ["negative", "positive"] and verified.method == "lora"
     assert set(verified.head) == {"weight", "bias"}
