@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fnmatch
 import logging
 import os
 import types
@@ -95,27 +94,26 @@ def _scalar(annotation: Any, name: str) -> type:
 
 
 def preload(runtime, patterns: list[str]) -> list[str]:
-    """Load the newest version of every adapter matching one of ``patterns`` (a pattern with a
-    version, ``topic/*:1.0.0``, loads exactly the matching versions)."""
-    from adapterhub.registry import AdapterId  # here for a fast `adapterhub --help` (see run)
+    """Load what each of ``patterns`` resolves to, by the registry's rules: an id as every command
+    resolves it, a pattern (``sentiment/*``, ``topic/*@team``, ``topic/*:1.0.0``) as each id it
+    matches would; never a yanked version. Returns ``ID from STORE`` for each one loaded."""
+    # here for a fast `adapterhub --help` (see run)
+    from adapterhub.registry.resolver import Resolver
 
-    wildcard = any(ch in p for p in patterns for ch in "*?[")
-    available = runtime.available() if wildcard else []
-    wanted: list[str] = []
+    resolver = Resolver.default(runtime.registry)
+    wanted = []
     for pattern in patterns:
         if not any(ch in pattern for ch in "*?["):
-            wanted.append(pattern)
+            wanted.append(resolver.resolve(pattern).require_servable())
             continue
-        bases = {a: str(AdapterId.parse(a).base) for a in available}
-        matches = [
-            a
-            for a in available
-            if fnmatch.fnmatchcase(a, pattern) or fnmatch.fnmatchcase(bases[a], pattern)
-        ]
+        matches = resolver.match(pattern)
         if not matches:
-            raise UsageError(f"--preload {pattern!r} matches no adapter in the registry")
-        wanted += [a if ":" in pattern else bases[a] for a in matches]
-    return list(dict.fromkeys(runtime.load(adapter).id for adapter in dict.fromkeys(wanted)))
+            raise UsageError(f"--preload {pattern!r} matches no adapter that is not yanked")
+        wanted += matches
+    loaded = {}
+    for found in wanted:
+        loaded.setdefault(runtime.load(str(found.id)).id, found.describe())
+    return list(loaded.values())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ from adapterhub.methods import get_method
 from adapterhub.methods.base import Parts
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry import open_adapter
+from adapterhub.registry.resolver import Resolver
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
@@ -209,38 +210,27 @@ class Runtime:
     # ------------------------------------------------------------------ registry
 
     def resolve(self, adapter: str) -> str:
-        """The exact id an adapter reference means (``sentiment/de`` -> the newest version)."""
-        from adapterhub.registry import find
-
-        return str(find(adapter, store=self._registry_store()))
+        """The exact id an adapter reference means (``sentiment/de`` -> the newest version that
+        is not yanked), by the registry's one set of rules (:mod:`adapterhub.registry.resolver`).
+        A yanked version asked for by its version is refused (:class:`YankedError`)."""
+        return str(self._registry_store().resolve(adapter).require_servable().id)
 
     def _registry_store(self) -> Any:
-        """The registry, opened on first use and kept (a load must not re-open it)."""
+        """The registry's resolver (this runtime's store, the remotes, the project store),
+        made on first use and kept: a load must not re-open the stores or re-read remotes.json."""
         if self._opened_registry is None:
-            from adapterhub.registry import open_store
-
-            self._opened_registry = open_store(self.registry)
+            self._opened_registry = Resolver.default(self.registry)
         return self._opened_registry
 
     def available(self) -> list[str]:
-        """Every non-yanked adapter id the registry and its local upstreams (the project's
-        ``registry/``) offer; network remotes are resolved on demand, not listed."""
-        from adapterhub.registry import LocalStore
-        from adapterhub.registry.remotes import upstream_stores
-
-        found: set[str] = set()
+        """Every non-yanked adapter id the registry and its local-directory upstreams (the
+        project's store) offer; network remotes are resolved on demand, not listed."""
         try:
-            stores = [self._registry_store()]
-            stores += [s for s in upstream_stores() if isinstance(s, LocalStore)]
-        except Exception as exc:  # a broken remotes file must not take serving down
+            listed = self._registry_store().entries(include_yanked=False, local_only=True)
+        except Exception as exc:  # an unreadable registry must not take serving down
             log.warning("cannot list the registry %s: %s", self.registry, exc)
             return []
-        for store in stores:
-            try:
-                found.update(m.id for m in store.manifests() if not m.yanked)
-            except Exception as exc:  # one unreadable store; the others still list
-                log.warning("cannot list %s: %s", store, exc)
-        return sorted(found)
+        return [entry.manifest.id for entry in listed]
 
     def _exact(self, adapter: str) -> str | None:
         """The resident id a name refers to, without touching the registry when possible."""
