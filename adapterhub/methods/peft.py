@@ -12,6 +12,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -66,7 +67,7 @@ class PeftTargets:
             return re.fullmatch(self.target_modules, module) is not None
         if module in self.target_modules:
             return True
-        if not any(module.endswith(f".{name}") for name in self.target_modules):
+        if not module.endswith(self._target_endings):
             return False
         indexes = self.layers_to_transform
         if indexes is None or indexes == []:
@@ -75,6 +76,10 @@ class PeftTargets:
         if index is None:
             return False
         return index == indexes if isinstance(indexes, int) else index in indexes
+
+    @cached_property
+    def _target_endings(self) -> tuple[str, ...]:
+        return tuple(f".{name}" for name in self.target_modules)
 
     def _layer_index(self, module: str) -> int | None:
         # PEFT's rule, word for word: the first numbered segment (after the layers pattern)
