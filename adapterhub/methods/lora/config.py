@@ -96,14 +96,12 @@ SCHEMA: dict[str, schema.Check] = {
     "ensure_weight_tying": schema.boolean,
     # forward-changing switches the runtime does not implement
     "bias": schema.one_of("none", why="trained biases are not served; retrain with bias='none'"),
-    "use_dora": schema.one_of(
-        False, why="DoRA's magnitude vectors are not served; retrain without use_dora"
-    ),
-    "lora_bias": schema.one_of(False, why="a bias on lora_B is not served"),
+    "use_dora": schema.off("DoRA's magnitude vectors are not served; retrain without use_dora"),
+    "lora_bias": schema.off("a bias on lora_B is not served"),
     "trainable_token_indices": schema.off("trained embedding rows are not served"),
     "layer_replication": schema.off("replicated layers change the backbone"),
     "target_parameters": schema.off("LoRA on bare parameters is not served"),
-    "use_qalora": schema.one_of(False, why="QA-LoRA is not served"),
+    "use_qalora": schema.off("QA-LoRA is not served"),
     "alora_invocation_tokens": schema.off("activated LoRA is not served"),
     "megatron_config": schema.off("Megatron layers are not served"),
     "arrow_config": schema.off("Arrow routing is not served"),
