@@ -38,7 +38,8 @@
       node.textContent = format(value === undefined ? null : value);
     }
     const memory = document.getElementById("live-memory");
-    memory.max = stats.pool.memory_budget_bytes || stats.pool.allocated_bytes || 1;
+    memory.hidden = !stats.pool.memory_budget_bytes;  // no budget: nothing to be a share of
+    memory.max = stats.pool.memory_budget_bytes || 1;
     memory.value = stats.pool.allocated_bytes;
 
     const batches = document.getElementById("live-batches");
