@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-SPLIT_CHOICES = ("train", "validation", "test")
+SPLIT_CHOICES = ("train", "validation", "test", "dev")
+"""The splits a dataset may have; dev is the one split of a dev set (sentiment-yardstick)."""
+
+
+def _splits(counts: dict[str, dict[str, int]]) -> list[str]:
+    return [s for s in SPLIT_CHOICES if any(s in c for c in counts.values())]
 
 
 def register(subparsers) -> None:
@@ -24,7 +29,7 @@ def register(subparsers) -> None:
     show = commands.add_parser("show", help="print examples of a dataset or of your own file")
     show.add_argument("name", help="built-in dataset name, or a data file/folder/hub name")
     show.add_argument("--lang", default=None, help="only this language")
-    show.add_argument("--split", default="test", choices=SPLIT_CHOICES)
+    show.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="default test, or dev")
     show.add_argument("-n", type=int, default=5, help="number of examples (default 5)")
     show.add_argument("--task", default=None, help="task of your own data (e.g. sentiment, pos)")
     show.add_argument("--text-column", default="text")
@@ -62,7 +67,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         else:
             counts = available_languages(name)
             languages = _languages(sorted(counts))
-            examples = "/".join(str(sum(c[s] for c in counts.values())) for s in SPLIT_CHOICES)
+            examples = "/".join(str(sum(c[s] for c in counts.values())) for s in _splits(counts))
+            if _splits(counts) == ["dev"]:
+                examples = f"dev {examples}"
         rows.append([name, info.task, languages, examples, info.license, info.source])
     header = ["dataset", "task", "languages", "train/validation/test", "licence", "source"]
     print(_table(header, rows))
@@ -86,8 +93,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                 )
             counts = {lang: counts[lang] for lang in args.lang}
         print(f"{name}: {len(counts)} language{'' if len(counts) == 1 else 's'}")
-        rows = [[lang, *(c[s] for s in SPLIT_CHOICES)] for lang, c in counts.items()]
-        print(_table(["lang", *SPLIT_CHOICES], rows))
+        rows = [[lang, *(c[s] for s in _splits(counts))] for lang, c in counts.items()]
+        print(_table(["lang", *_splits(counts)], rows))
         for note in manifest["notes"]:
             print(f"note: {note}")
     return 0
@@ -111,9 +118,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             label_column=args.label_column,
             lang=args.lang,
         )
-    split = data[args.split]
+    if args.split not in data and len(data) > 1:
+        raise UsageError(f"{args.name} has no split {args.split}; it has: {', '.join(data)}")
+    shown = args.split if args.split in data else next(iter(data))  # a dev set's one split
+    split = data[shown]
     features = split.features
-    print(f"{args.name} {args.split}: {len(split)} examples")
+    print(f"{args.name} {shown}: {len(split)} examples")
     for row in split.select(range(min(args.n, len(split)))):
         if "tokens" in row:
             names = features["tags"].feature.names

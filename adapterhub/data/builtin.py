@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapterhub import settings
-from adapterhub.data import sources
+from adapterhub.data import sources, yardstick
 from adapterhub.data.archives import (
     ARCHIVES,
     ArchiveReader,
@@ -208,7 +208,25 @@ DATASETS: dict[str, DatasetInfo] = {
         splits="each source's own split, then rows sharing a text across sources go to the "
         "latest split of any of them",
     ),
+    yardstick.NAME: DatasetInfo(
+        name=yardstick.NAME,
+        task=TEXT_CLASSIFICATION,
+        languages=tuple(yardstick.languages()),
+        labels=SENTIMENT_LABELS,
+        license="Apache-2.0 (written by the adapterhub project)",
+        source="packaged with adapterhub: adapterhub/data/yardstick/sentiment.jsonl",
+        description="The project's multilingual sentiment yardstick: 26 texts per language "
+        "(13 positive, 13 negative; 10 in a hard subset: negation, contrast, concession, "
+        "irony-lite, mixed aspects) in 28 languages. A dev set: used to choose checkpoints, "
+        "ranks and versions, never trained on (adapterhub/data/yardstick/CARD.md).",
+        archives=(),
+        cleaning=("written for this set; NFC; no duplicates",),
+        splits="dev only",
+    ),
 }
+
+PACKAGED = {yardstick.NAME: yardstick}
+"""Datasets whose rows ship with the package: nothing to fetch or build."""
 
 
 def _info(name: str) -> DatasetInfo:
@@ -227,7 +245,9 @@ def dataset_dir(name: str) -> Path:
 
 def read_manifest(name: str) -> dict | None:
     """The manifest of a built dataset, or None when it has not been fetched on this machine."""
-    path = dataset_dir(_info(name).name) / "manifest.json"
+    if _info(name).name in PACKAGED:
+        return PACKAGED[name].manifest()
+    path = dataset_dir(name) / "manifest.json"
     if not path.exists():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
@@ -485,6 +505,8 @@ def fetch(name: str, *, force: bool = False) -> dict:
     """
     info = _info(name)
     manifest = read_manifest(name)
+    if name in PACKAGED:
+        return manifest
     if manifest is not None and not force and not _wants_rebuild(info, manifest):
         return manifest
     with file_lock(dataset_dir(name).parent / ".lock"):
@@ -639,6 +661,8 @@ def load_dataset(
             "built-in datasets only have hash-derived splits; drop split_seed_free=False"
         )
     info = _info(name)
+    if name in PACKAGED:
+        return PACKAGED[name].load(langs)
     rows = _selected_rows(name, langs, _cap_for(name, max_per_language))
     string = datasets.Value("string")
     if info.task == TOKEN_CLASSIFICATION:
@@ -705,6 +729,8 @@ def dataset_card(name: str) -> str:
     """A Markdown dataset card: source and version, licence, cleaning, counts per language and
     split (when fetched on this machine)."""
     info = _info(name)
+    if name in PACKAGED:
+        return PACKAGED[name].card()
     manifest = read_manifest(name)
     lines = [
         f"# {info.name}",
