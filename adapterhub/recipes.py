@@ -112,6 +112,8 @@ class Recipe:
     """Inputs are cut at this many tokens."""
     mlm_probability: float = 0.15
     """mlm: share of tokens masked."""
+    temperature: float = 0.05
+    """retrieval: the InfoNCE temperature (similarities are divided by it before the softmax)."""
     seed: int = 42
     """Seeds data order, initialisation, dropout and masking: equal seeds, equal results."""
     log_every: int = 10
@@ -156,6 +158,8 @@ class Recipe:
             raise RecipeError("epochs must be > 0 (or set max_steps)")
         if not 0 < self.learning_rate < 1:
             raise RecipeError("learning_rate must be between 0 and 1")
+        if not self.temperature > 0:
+            raise RecipeError("temperature must be > 0")
         for name in ("train_langs", "source_langs", "eval_langs", "target_modules"):
             value = getattr(self, name)
             if isinstance(value, str):

@@ -16,6 +16,19 @@ def _langs(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _table_metric(task: str | None) -> str:
+    """The metric eval tabulates by default: accuracy, token accuracy, or else the task's
+    checkpoint metric (retrieval's P@1), the first of them the task reports."""
+    # here, not at the top: the task table imports torch (see run_train)
+    from adapterhub.tasks import TASKS
+
+    if task not in TASKS:
+        return "accuracy"
+    spec = TASKS[task]
+    candidates = ("accuracy", "token_accuracy", spec.metric)
+    return next(name for name in candidates if name in spec.type.metrics)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -97,7 +110,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--task", default=None, help="task (default: the adapter's)")
     evaluate.add_argument("--matrix", action="store_true", help="train language x test language")
     evaluate.add_argument(
-        "--metric", default=None, help="matrix metric (default accuracy, token_accuracy for pos)"
+        "--metric",
+        default=None,
+        help="metric to tabulate (default accuracy; token_accuracy for pos, p_at_1 for retrieval)",
     )
     evaluate.add_argument("--max-examples", type=int, default=1000, help="per language")
     evaluate.add_argument("--backbone", default="multilingual-e5-small")
@@ -105,6 +120,14 @@ def register(subparsers) -> None:
         "--quantize", default=None, choices=["8bit"], help="evaluate on the 8-bit backbone"
     )
     evaluate.add_argument("--data", default=None, help="your own labelled test file instead")
+    evaluate.add_argument(
+        "--dataset", default=None, help="built-in dataset to test on (default: the task's)"
+    )
+    evaluate.add_argument(
+        "--bare",
+        action="store_true",
+        help="also score the bare backbone (tasks without a head: retrieval), as the baseline",
+    )
     evaluate.add_argument("--output", default="eval", help="folder for JSON, Markdown and PNG")
     evaluate.add_argument(
         "--predictions",
@@ -172,6 +195,7 @@ def run_eval(args: argparse.Namespace) -> int:
         markdown_matrix,
         write_matrix,
     )
+    from adapterhub.evaluation.inference import adapter_folder
     from adapterhub.registry import api
 
     if args.matrix and args.predictions:
@@ -189,8 +213,10 @@ def run_eval(args: argparse.Namespace) -> int:
                 adapters.append(str(api.find(f"{args.task}/{lang}")))
             except NotFoundError:
                 continue
-    if not adapters:
-        raise UsageError("give an adapter id or folder to evaluate")
+    if not adapters and not args.bare:
+        raise UsageError("give an adapter id or folder to evaluate (or --bare with --task)")
+    if args.bare and (args.matrix or not args.task):
+        raise UsageError("--bare scores the backbone on one --task; it takes no --matrix")
     # every registry id resolved once, by the registry's rules; outputs name the full id and
     # the store it came from
     sources = {}
@@ -205,7 +231,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     output = Path(args.output)
     if args.matrix:
-        metric = args.metric or ("token_accuracy" if args.task == "pos" else "accuracy")
+        metric = args.metric or _table_metric(args.task)
         matrix = evaluate_matrix(
             adapters,
             langs,
@@ -218,14 +244,16 @@ def run_eval(args: argparse.Namespace) -> int:
         print(markdown_matrix(matrix, metric=metric))
         print("wrote " + ", ".join(str(p) for p in paths.values()))
         return 0
-    metric = args.metric or "accuracy"
+    # without --task, the first adapter's own task (its manifest or recipe) picks the column
+    task = args.task or (adapter_folder(adapters[0], backbone)[1].get("task") if adapters else None)
+    metric = args.metric or _table_metric(task)
     table: dict[str, dict[str, float]] = {}
     with contextlib.ExitStack() as stack:
         predictions = None
         if args.predictions:
             Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
             predictions = stack.enter_context(open(args.predictions, "w", encoding="utf-8"))
-        for adapter in adapters:
+        for adapter in ([None] if args.bare else []) + adapters:
             results = evaluate_adapter(
                 adapter,
                 langs,
@@ -233,8 +261,10 @@ def run_eval(args: argparse.Namespace) -> int:
                 task=args.task,
                 max_examples=args.max_examples,
                 data=args.data,
+                dataset=args.dataset,
                 predictions=predictions,
             )
+            adapter = adapter or f"bare {backbone.name}"
             table[str(adapter)] = {
                 lang: values.get(metric, values.get("token_accuracy", 0.0))
                 for lang, values in results.items()

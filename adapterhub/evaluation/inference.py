@@ -24,8 +24,9 @@ from adapterhub.backbone import load_backbone
 from adapterhub.errors import DataError, UsageError
 from adapterhub.methods.adapted import LANGUAGE_ADAPTER, load_adapter, wrap
 from adapterhub.preprocessing import Preprocessing
+from adapterhub.recipes import load_recipe
 from adapterhub.registry import api
-from adapterhub.tasks import TaskModel, get_task, get_task_type, load_head
+from adapterhub.tasks import HEAD_FILE, TaskModel, get_task, get_task_type, load_head
 from adapterhub.tasks.base import IGNORE
 
 FINETUNED_FILE = "finetuned.safetensors"
@@ -89,13 +90,20 @@ def _trained_method(folder: Path) -> str | None:
 
 
 def load_task_model(
-    adapter_dir: str | Path, backbone: Any, *, language_adapter: str | Path | None = None
+    adapter_dir: str | Path,
+    backbone: Any,
+    *,
+    language_adapter: str | Path | None = None,
+    task_type: str | None = None,
 ) -> TaskModel:
     """A trained folder (adapter or fine-tuned weights, plus head) on a copy of ``backbone``,
     in eval mode. A method-``none`` folder without fine-tuned weights is a linear probe: its
-    head on the plain backbone."""
+    head on the plain backbone. A folder without a head (a type that publishes none, such as
+    retrieval) is loaded as ``task_type``."""
     adapter_dir = Path(adapter_dir)
-    linear, labels, task_type = load_head(adapter_dir)
+    linear, labels = None, []
+    if task_type is None or (adapter_dir / HEAD_FILE).is_file():
+        linear, labels, task_type = load_head(adapter_dir)
     adapted = wrap(backbone.model)
     if language_adapter is not None:
         load_adapter(adapted, language_adapter, role=LANGUAGE_ADAPTER)
@@ -104,9 +112,23 @@ def load_task_model(
     elif _trained_method(adapter_dir) != "none":
         load_adapter(adapted, adapter_dir)
     task = get_task_type(task_type).model(adapted, backbone.hidden_size, labels)
-    with torch.no_grad():
-        task.head.weight.copy_(linear.weight)
-        task.head.bias.copy_(linear.bias)
+    if linear is not None:
+        with torch.no_grad():
+            task.head.weight.copy_(linear.weight)
+            task.head.bias.copy_(linear.bias)
+    task.eval()
+    return task
+
+
+def bare_task_model(backbone: Any, task_type: str) -> TaskModel:
+    """The plain backbone as a headless task type's model (retrieval's embeddings), in eval
+    mode: the baseline an adapter must beat."""
+    kind = get_task_type(task_type)
+    if kind.publishes_head:
+        raise UsageError(
+            f"the bare backbone has no {task_type} head to evaluate; give a trained adapter"
+        )
+    task = kind.model(wrap(backbone.model), backbone.hidden_size, [])
     task.eval()
     return task
 
@@ -130,6 +152,11 @@ def evaluate_rows(
     """Metrics of ``task`` on ``rows`` (no gradient, its train/eval mode restored afterwards)."""
     was_training = task.training
     task.eval()
+    with torch.no_grad():  # a type that ranks all rows against each other scores them itself
+        ranked = task.task_type.evaluate(task, rows, tokenizer, max_length, batch_size)
+    if ranked is not None:
+        task.train(was_training)
+        return {**ranked, "examples": len(rows)}
     predictions: list[int] = []
     references: list[int] = []
     losses = []
@@ -215,7 +242,7 @@ def adapter_folder(adapter: str | Path, backbone) -> tuple[Path, dict[str, Any]]
 
 
 def evaluate_adapter(
-    adapter: str | Path,
+    adapter: str | Path | None,
     langs: list[str],
     *,
     backbone=None,
@@ -225,42 +252,56 @@ def evaluate_adapter(
     batch_size: int = 64,
     language_adapter: str | Path | None = None,
     data: str | Path | None = None,
+    dataset: str | None = None,
     predictions: TextIO | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{lang: metrics}`` of a trained adapter (folder or registry id) on the test split of
-    the task's built-in dataset, or of ``data`` (the user's file, as ``train --data`` takes).
-    With ``predictions``, one JSON line per scored row is written to it as well."""
+    the task's built-in dataset (or the built-in ``dataset``), or of ``data`` (the user's file,
+    as ``train --data`` takes). ``adapter`` None scores the bare backbone on ``task`` (a type
+    without a head, such as retrieval), read as the task's recipe says. With ``predictions``,
+    one JSON line per scored row is written to it as well."""
     if backbone is None:
         backbone = load_backbone()
-    folder, info = adapter_folder(adapter, backbone)
+    if adapter is None:
+        if task is None:
+            raise UsageError("the bare backbone needs a task to be evaluated on; pass --task")
+        folder, info = None, {"preprocessing": Preprocessing.from_dict(load_recipe(task).to_dict())}
+    else:
+        folder, info = adapter_folder(adapter, backbone)
     name = task or info.get("task")
     if name in (None, "lang"):
         raise UsageError(f"{adapter}: cannot tell its task; pass --task")
     spec = get_task(name)
     if spec.task_type == "mlm":
         raise UsageError(f"{adapter} is a language adapter; evaluate the task adapters on it")
-    model = load_task_model(folder, backbone, language_adapter=language_adapter)
-    if data is not None:
-        dataset = hubdata.load_user_data(str(data), task=spec.type.data_kind)
+    if predictions is not None and spec.type.output_model is None:
+        raise UsageError(f"{name} adapters give no per-text predictions to write; drop it")
+    if folder is None:
+        model = bare_task_model(backbone, spec.task_type)
     else:
-        dataset = hubdata.load_dataset(spec.dataset, langs)
-    if split not in dataset:
-        raise DataError(f"dataset {spec.dataset!r} has no split {split!r}")
-    rows = dataset[split].to_list()
-    names = spec.type.labels(dataset[split].features)
-    if list(names) != list(model.labels):
-        raise UsageError(
-            f"{adapter} predicts {model.labels} but {spec.dataset} has labels {list(names)}"
+        model = load_task_model(
+            folder, backbone, language_adapter=language_adapter, task_type=spec.task_type
         )
+    source = dataset or spec.dataset
+    if data is not None:
+        loaded = hubdata.load_user_data(str(data), task=spec.type.data_kind)
+    else:
+        loaded = hubdata.load_dataset(source, langs)
+    if split not in loaded:
+        raise DataError(f"dataset {source!r} has no split {split!r}")
+    dataset_split = loaded[split]
+    rows = dataset_split.to_list()
+    names = spec.type.labels(dataset_split.features)
+    if list(names) != list(model.labels):
+        raise UsageError(f"{adapter} predicts {model.labels} but {source} has labels {list(names)}")
     preprocessing = info.get("preprocessing") or Preprocessing()
     results = {}
     for lang in langs:
         originals = sample_rows([r for r in rows if r["lang"] == lang], max_examples)
         if not originals:
-            raise DataError(f"{spec.dataset} has no {split} examples in {lang!r}")
-        chosen = [
-            {**r, "text": preprocessing.apply(r["text"])} if "text" in r else r for r in originals
-        ]
+            raise DataError(f"{source} has no {split} examples in {lang!r}")
+        columns = [c for c in spec.type.text_columns if c in originals[0]]
+        chosen = [{**r, **{c: preprocessing.apply(r[c]) for c in columns}} for r in originals]
         results[lang] = evaluate_rows(
             model, chosen, backbone.tokenizer, preprocessing.max_length, batch_size
         )

@@ -22,6 +22,8 @@ def heatmap(
     title: str = "",
     rows: list[str] | None = None,
     columns: list[str] | None = None,
+    row_label: str = "train language",
+    column_label: str = "test language",
 ) -> Path:
     """``{row: {column: value}}`` as an annotated heatmap (rows: train, columns: test)."""
     rows = rows or list(matrix)
@@ -31,8 +33,8 @@ def heatmap(
     image = axes.imshow(values, cmap="viridis", vmin=np.nanmin(values), vmax=np.nanmax(values))
     axes.set_xticks(range(len(columns)), columns)
     axes.set_yticks(range(len(rows)), rows)
-    axes.set_xlabel("test language")
-    axes.set_ylabel("train language")
+    axes.set_xlabel(column_label)
+    axes.set_ylabel(row_label)
     for i in range(len(rows)):
         for j in range(len(columns)):
             if not np.isnan(values[i, j]):

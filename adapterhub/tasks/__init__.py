@@ -7,7 +7,9 @@ A *task type* owns everything about one kind of task (:mod:`adapterhub.tasks.bas
 - :mod:`~adapterhub.tasks.token`: token classification (pos), a word's label read at its first
   token;
 - :mod:`~adapterhub.tasks.mlm`: masked language modelling for language adapters, with a small
-  MLM head tied to the frozen word embeddings, a training aid that is never published.
+  MLM head tied to the frozen word embeddings, a training aid that is never published;
+- :mod:`~adapterhub.tasks.retrieval`: cross-lingual retrieval, an adapter trained with a
+  symmetric InfoNCE loss on aligned pairs, no head: its output is the embedding.
 
 A *named task* (:class:`TaskSpec`: ``sentiment``, ``pos``, ...) is a task type plus its default
 dataset, checkpoint metric and adapter kind.
@@ -37,11 +39,12 @@ from adapterhub.tasks.base import (
     save_head,
 )
 from adapterhub.tasks.mlm import MaskedLanguageTask
+from adapterhub.tasks.retrieval import RetrievalTask
 from adapterhub.tasks.sequence import SequenceTask
 from adapterhub.tasks.token import TokenTask
 
 TASK_TYPES: dict[str, TaskType] = {
-    t.name: t for t in (SequenceTask(), TokenTask(), MaskedLanguageTask())
+    t.name: t for t in (SequenceTask(), TokenTask(), MaskedLanguageTask(), RetrievalTask())
 }
 """Every task type by name."""
 
@@ -70,6 +73,7 @@ TASKS: dict[str, TaskSpec] = {
     "langid": TaskSpec("langid", "sequence", "langid", "macro_f1", "task"),
     "pos": TaskSpec("pos", "token", "pos", "macro_f1", "task"),
     "mlm": TaskSpec("mlm", "mlm", "text", "mlm_accuracy", "language"),
+    "retrieval": TaskSpec("retrieval", "retrieval", "parallel", "p_at_1", "task"),
 }
 
 
@@ -81,7 +85,7 @@ def get_task(name: str) -> TaskSpec:
 
 
 def get_task_type(name: str) -> TaskType:
-    """The task type by name (``sequence``, ``token``, ``mlm``)."""
+    """The task type by name (``sequence``, ``token``, ``mlm``, ``retrieval``)."""
     if name not in TASK_TYPES:
         raise UsageError(f"unknown task type {name!r}; use one of: {', '.join(TASK_TYPES)}")
     return TASK_TYPES[name]

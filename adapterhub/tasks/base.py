@@ -7,7 +7,9 @@ A *task type* (sequence classification, token classification, masked LM, ...) is
   label names come out of a dataset's features (:meth:`TaskType.labels`);
 - training: the module that puts a head on the adapted encoder, with its collate and loss
   (:meth:`TaskType.model`, a :class:`TaskModel`), and whether that head is published;
-- evaluation: the metrics it reports and the one that picks the best checkpoint;
+- evaluation: the metrics it reports and the one that picks the best checkpoint (per-example
+  predictions through :meth:`TaskType.compute_metrics`, or the whole held-out set at once
+  through :meth:`TaskType.evaluate` where the metric ranks rows against each other);
 - serving: how one input text becomes token ids (:meth:`TaskType.encode`), how the head turns
   the batched forward's hidden states into each row's logits (:meth:`TaskType.head_logits`), and
   each row's answer with its pydantic schema (:meth:`TaskType.format`, ``output_model``).
@@ -168,6 +170,8 @@ class TaskType:
     """Whether the trained head is saved and published with the adapter."""
     output_model: ClassVar[type[BaseModel] | None] = None
     """The pydantic schema of one row's answer in ``/v1/predict`` (None: no predictions)."""
+    text_columns: ClassVar[tuple[str, ...]] = ("text",)
+    """The columns of its rows that hold input text: a recipe's prefix goes before each."""
 
     # ---------------------------------------------------------------- data and training
 
@@ -182,6 +186,15 @@ class TaskType:
 
     def compute_metrics(self, predictions: list[int], references: list[int]) -> dict[str, float]:
         raise NotImplementedError
+
+    def evaluate(
+        self, model: TaskModel, rows: list[dict], tokenizer: Any, max_length: int, batch_size: int
+    ) -> dict[str, float] | None:
+        """Metrics of ``model`` (in eval mode, without gradients) on all of ``rows`` at once,
+        for a type whose metric is not one prediction per example (retrieval ranks every
+        held-out pair against the others). None, the default: evaluation scores each batch's
+        :meth:`TaskModel.predictions` with :meth:`compute_metrics`."""
+        return None
 
     # ---------------------------------------------------------------- serving
 

@@ -47,8 +47,9 @@ def load_rows(recipe: Recipe, spec: TaskSpec) -> tuple[dict[str, list[dict]], li
     for rows in splits.values():
         for row in rows:
             row.setdefault("lang", UNKNOWN_LANG)
-            if recipe.prefix and "text" in row:
-                row["text"] = recipe.prefix + row["text"]
+            for column in spec.type.text_columns:  # every input text: a pair's both sides
+                if recipe.prefix and column in row:
+                    row[column] = recipe.prefix + row[column]
     return splits, spec.type.labels(features), dataset_name
 
 

@@ -71,6 +71,7 @@ def build_model(
         embeddings=adapted.base_model().get_input_embeddings(),
         mask_token_id=backbone.tokenizer.mask_token_id,
         mlm_probability=recipe.mlm_probability,
+        temperature=recipe.temperature,
     )
     return task, parents
 
