@@ -38,3 +38,6 @@ done
 curl -sf "localhost:$PORT/v1/predict" -H 'Content-Type: application/json' \
     -d '{"adapter": "sentiment/de", "inputs": ["Das Buch ist wunderbar, ich habe es in einem Zug gelesen.", "Der Film war langweilig und viel zu lang."]}'
 echo
+echo
+echo "Try it in a browser: run  $BIN/adapterhub serve --preload 'sentiment/*' --port $PORT"
+echo "and open http://localhost:$PORT/playground (the registry is at http://localhost:$PORT/)"

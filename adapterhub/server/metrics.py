@@ -121,8 +121,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-_UNTIMED = ("/metrics", "/healthz", "/readyz")
-"""Probes and scrapes: counted, but kept out of the request-time histogram."""
+_UNTIMED = ("/metrics", "/healthz", "/readyz", "/v1/stats")
+"""Probes and scrapes (the live view polls /v1/stats): counted, but kept out of the request-time
+histogram."""
 
 
 async def count_requests(

@@ -239,6 +239,18 @@ def test_stats_are_the_numbers_metrics_exports(serve_url):
     assert "sentiment/fr@team:1.0.0" in live and 'data-stat="loads"' in live
 
 
+def test_polling_stats_stays_out_of_the_request_time(serve_url):
+    def timed() -> float:
+        return _metric(httpx.get(serve_url + "/metrics").text, "adapterhub_request_seconds_count")
+
+    before = timed()
+    for _ in range(3):
+        assert httpx.get(serve_url + "/v1/stats").status_code == 200
+    assert timed() == before
+    get(serve_url, "/")
+    assert timed() == before + 1  # a page is a request like any other
+
+
 def test_serve_offers_the_playground_for_its_backbone(serve_url, web_zoo):
     page = get(serve_url, "/playground").text
     offered = set(re.findall(r'<option value="([^"]+)"></option>', page))
