@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import os
+import shutil
+import signal
+import time
+import traceback
+from pathlib import Path
 
 import pytest
 from registry_helpers import METRICS, make_lora_dir
 
 from adapterhub import registry
-from adapterhub.errors import AuthError, ConflictError, IntegrityError, RegistryError
+from adapterhub.errors import (
+    AdapterHubError,
+    AuthError,
+    ConflictError,
+    IntegrityError,
+    RegistryError,
+)
 from adapterhub.registry.ids import AdapterId
 from adapterhub.registry.stores import LocalStore, OCIStore
 from adapterhub.registry.verify import sha256_file
@@ -202,3 +215,142 @@ def test_an_unreachable_registry_fails_fast_and_clearly(tmp_path):
         registry.pull("sentiment/de:1.0.0", f"oci://127.0.0.1:{port}/x/y", store=tmp_path / "s")
     assert time.monotonic() - started < 10
     assert not (tmp_path / "s").exists()
+
+
+# --------------------------------------------------------------------------- publish races
+
+FORK = multiprocessing.get_context("fork")
+RACE_ID = "sentiment/de@team:1.0.0"
+
+
+def _push_child(url, folder, manifest, barrier, messages):
+    """One racer: its own store object, connected before the start, then one put."""
+    try:
+        store = OCIStore(url)
+        store.ids()  # the client and its session exist before the race starts
+        barrier.wait(timeout=60)
+        store.put(folder, manifest)
+    except AdapterHubError as exc:
+        messages.put((os.getpid(), type(exc).__name__, str(exc)))
+    except BaseException:
+        messages.put((os.getpid(), "crash", traceback.format_exc()))
+    else:
+        messages.put((os.getpid(), "won", str(folder)))
+    messages.close()
+    messages.join_thread()
+    os._exit(0)
+
+
+def _entries(backbone, lora_dir, tmp_path, count):
+    """``count`` local entries of RACE_ID with different bytes (their cards differ)."""
+    found = []
+    for i in range(count):
+        store = tmp_path / f"racer{i}"
+        registry.publish(
+            lora_dir, RACE_ID, backbone=backbone, store=store, description=f"racer {i}"
+        )
+        local = LocalStore(store)
+        aid = AdapterId.parse(RACE_ID)
+        found.append((local.entry_path(aid), local.read_manifest(aid)))
+    return found
+
+
+def test_racing_pushes_of_one_id_have_exactly_one_winner(
+    backbone, lora_dir, tmp_path, oci_registry
+):
+    racers = 8
+    url = oci_registry.url("race/adapters")
+    entries = _entries(backbone, lora_dir, tmp_path, racers)
+    OCIStore(url).ids()  # oras and requests imported before the fork
+    barrier = FORK.Barrier(racers)
+    messages = FORK.Queue()
+    children = [
+        FORK.Process(target=_push_child, args=(url, folder, manifest, barrier, messages))
+        for folder, manifest in entries
+    ]
+    for child in children:
+        child.start()
+    reports = [messages.get(timeout=120) for _ in children]
+    for child in children:
+        child.join(timeout=30)
+    winners = [r for r in reports if r[1] == "won"]
+    assert len(winners) == 1, reports
+    losers = [r for r in reports if r[1] != "won"]
+    assert [r[1] for r in losers] == ["ConflictError"] * (racers - 1), losers
+    reasons = ("another publisher claimed", "is being published", "already exists")
+    assert all(any(reason in r[2] for reason in reasons) for r in losers), losers
+
+    # what the registry holds is the winner's entry, whole and verified
+    winner = Path(winners[0][2])
+    pulled = registry.pull(RACE_ID, url, store=tmp_path / "reader")
+    entry = LocalStore(tmp_path / "reader").entry_path(pulled.adapter_id)
+    registry.verify_adapter_dir(entry, backbone, require_manifest=True)
+    assert _files(entry) == _files(winner)
+    assert [str(a) for a in OCIStore(url).ids()] == [RACE_ID]
+
+
+def _tags(url):
+    return set(OCIStore(url)._tags())
+
+
+def test_a_publisher_killed_after_claiming_blocks_the_version_until_its_claim_is_stale(
+    backbone, lora_dir, tmp_path, oci_registry
+):
+    url = oci_registry.url("killed/adapters")
+    ((folder, manifest),) = _entries(backbone, lora_dir, tmp_path, 1)
+    OCIStore(url).ids()
+    claim_tag = AdapterId.parse(RACE_ID).oci_tag + "__claim"
+    child = FORK.Process(
+        target=_push_child, args=(url, folder, manifest, FORK.Barrier(1), FORK.Queue())
+    )
+    child.start()
+    deadline = time.monotonic() + 60
+    while claim_tag not in _tags(url):  # killed while it waits to read the claim's verdict
+        assert time.monotonic() < deadline and child.is_alive(), "the publisher never claimed"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    assert OCIStore(url).ids() == []
+
+    with pytest.raises(ConflictError, match="being published .* or that publisher died"):
+        OCIStore(url).put(folder, manifest)
+    assert OCIStore(url).ids() == []
+    # once the claim is older than the stale age, the next publisher takes it over
+    late = OCIStore(url)
+    late.claim_stale_s = 0.0
+    late.put(folder, manifest)
+    assert [str(a) for a in late.ids()] == [RACE_ID]
+    with pytest.raises(ConflictError, match="already exists"):
+        late.put(folder, manifest)
+
+
+def test_a_layer_larger_than_its_manifest_declares_is_refused_before_download(
+    backbone, lora_dir, tmp_path, oci_registry
+):
+    import oras.client
+
+    url = oci_registry.url("oversize/adapters")
+    ((entry, manifest),) = _entries(backbone, lora_dir, tmp_path, 1)
+    # an artifact pushed around the store: the genuine manifest.json, a larger weights file
+    hostile = tmp_path / "hostile"
+    shutil.copytree(entry, hostile)
+    weights = hostile / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes() * 2)
+    client = oras.client.OrasClient(hostname=oci_registry.host, insecure=True)
+    client.push(
+        target=f"{oci_registry.host}/oversize/adapters:{manifest.adapter_id.oci_tag}",
+        files=[
+            f"{hostile / name}:application/vnd.adapterhub.file.v1"
+            for name in (*manifest.files, "manifest.json")
+        ],
+        disable_path_validation=True,
+        quiet=True,
+    )
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(IntegrityError, match="adapter_model.safetensors .* declares"):
+        OCIStore(url).fetch(manifest.adapter_id, dest)
+    assert not (dest / "adapter_model.safetensors").exists()
+    with pytest.raises(IntegrityError, match="declares"):
+        registry.pull(RACE_ID, url, store=tmp_path / "mine")
+    assert LocalStore(tmp_path / "mine").ids() == []
