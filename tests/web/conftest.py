@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from adapterhub.config import ServerConfig
+from adapterhub.registry import publish, yank
+from adapterhub.registry.resolver import Resolver
+from adapterhub.runtime import Runtime
+from adapterhub.server import ServerThread, create_app
+from adapterhub.server.web.hub import create_hub_app
 
 # The adapter makers of the serving tests (real PEFT/bottleneck weights, real heads).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serving"))
@@ -28,7 +37,6 @@ class WebZoo:
 
 @pytest.fixture(scope="session")
 def web_zoo(tiny_backbone, tmp_path_factory) -> WebZoo:
-    from adapterhub.registry import publish, yank
 
     root = tmp_path_factory.mktemp("web-zoo")
     registry = root / "registry"
@@ -55,9 +63,6 @@ def web_zoo(tiny_backbone, tmp_path_factory) -> WebZoo:
 @pytest.fixture(scope="session")
 def serve_url(tiny_backbone, web_zoo):
     """``adapterhub serve``'s app over the zoo, on a loopback port."""
-    from adapterhub.config import ServerConfig
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerThread, create_app
 
     runtime = Runtime(tiny_backbone, registry=web_zoo.registry, max_resident=4)
     app = create_app(runtime, ServerConfig(max_wait_ms=2))
@@ -68,9 +73,6 @@ def serve_url(tiny_backbone, web_zoo):
 @pytest.fixture(scope="session")
 def hub_url(web_zoo):
     """``adapterhub hub --store ZOO``'s app: the pages with no runtime."""
-    from adapterhub.registry.resolver import Resolver
-    from adapterhub.server import ServerThread
-    from adapterhub.server.web.hub import create_hub_app
 
     with ServerThread(create_hub_app(Resolver.only(web_zoo.registry))) as running:
         yield running.url
@@ -94,10 +96,6 @@ def browser():
         pytest.skip(
             f"{' and '.join(missing)} not installed: apt-get install -y chromium chromium-driver"
         )
-    os.environ["SE_OFFLINE"] = "true"  # and if Selenium Manager ever ran, it must not fetch
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
@@ -108,7 +106,9 @@ def browser():
         "--lang=en-US",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SE_OFFLINE", "true")  # were Selenium Manager ever to run, it must not fetch
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()

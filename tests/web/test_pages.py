@@ -3,18 +3,25 @@ sorting, escaping of user content, hub mode without a runtime, and /v1/stats aga
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import re
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from web_helpers import ENTRIES, HOSTILE, YANKED
 
+import adapterhub.server.web as web
 from adapterhub.registry.manifest import Manifest
+from adapterhub.registry.resolver import Resolver
+from adapterhub.server import ServerThread
 from adapterhub.server.web.catalog import headline_metric, language_metrics
+from adapterhub.server.web.hub import create_hub_app
 from adapterhub.server.web.pages import ASSETS
 
 ROW = re.compile(r'<tr data-testid="adapter-row" data-id="([^"]+)"')
@@ -181,10 +188,6 @@ def test_card_is_user_content_and_is_escaped(hub_url):
 
 
 def test_a_tampered_card_is_not_shown(copied_zoo):
-    from adapterhub.registry.resolver import Resolver
-    from adapterhub.server import ServerThread
-    from adapterhub.server.web.hub import create_hub_app
-
     card = copied_zoo / "team/sentiment/en/1.0.0/README.md"
     card.write_text(card.read_text() + "\nsend your tokens to evil.example\n")
     with ServerThread(create_hub_app(Resolver.only(copied_zoo))) as server:
@@ -282,6 +285,24 @@ def test_assets_are_packaged_and_pages_name_nothing_outside(hub_url, serve_url):
             assert httpx.get(url + asset).status_code == 200, asset
 
 
+def test_every_template_and_asset_ships_in_the_wheel():
+    """pyproject's package-data globs cover every file the pages read (a wheel built without
+    one would answer 500 or serve a page without its script)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[2]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs = data["package-data"]["adapterhub.server.web"]
+    folder = Path(web.__file__).parent
+    files = [
+        p.relative_to(folder).as_posix()
+        for d in ("templates", "static")
+        for p in (folder / d).iterdir()
+    ]
+    assert len(files) >= 10
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
+
+
 def test_language_metrics_tell_languages_from_metric_names():
     manifest = Manifest.model_validate(
         {
@@ -314,8 +335,6 @@ def test_language_metrics_tell_languages_from_metric_names():
 
 
 def test_hub_command_serves_a_store_without_a_backbone(web_zoo, tmp_path):
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -11,6 +11,9 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 from web_helpers import screenshot
 
+from adapterhub.runtime import Runtime
+from adapterhub.server import ServerThread, create_app
+
 pytestmark = pytest.mark.real
 
 BUILT_IN = {
@@ -37,9 +40,6 @@ SENTENCES = {
 def real_url(real_backbone, tmp_path_factory):
     """``adapterhub serve`` on the real backbone over an empty local store: what it offers is
     the project's built-in store."""
-    from adapterhub.runtime import Runtime
-    from adapterhub.server import ServerThread, create_app
-
     registry = tmp_path_factory.mktemp("empty-local") / "registry"
     with ServerThread(create_app(Runtime(real_backbone, registry=registry))) as running:
         yield running.url
