@@ -354,7 +354,10 @@ class Copied:
 
     def describe(self) -> str:
         if not self.copied:
-            return f"already present: {self.id} in {self.target} (same bytes as {self.resolution.source})"
+            text = f"already present: {self.id} in {self.target}"
+            if self.resolution.source.url != self.target.url:
+                text += f" (same bytes as {self.resolution.source})"
+            return text
         return f"pulled {self.resolution.describe()} into {self.target}"
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,7 @@ from adapterhub.errors import (
     YankedError,
 )
 from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, Version, newest, user_namespace
-from adapterhub.registry.manifest import Manifest
+from adapterhub.registry.manifest import MANIFEST, YANKED, Manifest
 from adapterhub.registry.remotes import PROJECT_REMOTE, list_remotes, project_registry_dir
 from adapterhub.registry.stores import LocalStore, Store, open_store
 
@@ -325,13 +326,25 @@ class Resolver:
     # ------------------------------------------------------------------ resolving
 
     def _holdings(
-        self, base: AdapterId, failures: list[tuple[str, AdapterHubError]]
+        self,
+        base: AdapterId,
+        failures: list[tuple[str, AdapterHubError]],
+        version: Version | None = None,
     ) -> dict[Version, list[tuple[NamedStore, bool]]]:
-        """``{version: [(store, yanked there), ...]}`` over every readable store."""
+        """``{version: [(store, yanked there), ...]}`` over every readable store (only
+        ``version`` when given)."""
         held: dict[Version, list[tuple[NamedStore, bool]]] = {}
         for holder in self.stores():
             try:
-                versions = holder.store.versions(base)
+                if version is not None and isinstance(holder.store, LocalStore):
+                    # the serving runtime's load path: two stats (os.path: pathlib costs more
+                    # than the stats), not a listing of every version
+                    entry = os.path.join(holder.store.url, *base.with_version(version).parts)
+                    versions = []
+                    if os.path.isfile(os.path.join(entry, MANIFEST)):
+                        versions = [(version, os.path.isfile(os.path.join(entry, YANKED)))]
+                else:
+                    versions = holder.store.versions(base)
             except NotFoundError:
                 continue
             except IntegrityError:
@@ -356,7 +369,7 @@ class Resolver:
         namespaces = namespaces_for(ref)
         for namespace in namespaces:
             base = AdapterId(ref.task, ref.lang, namespace)
-            held = self._holdings(base, failures)
+            held = self._holdings(base, failures, ref.version)
             if ref.version is not None:
                 holders = held.get(ref.version, [])
                 yanked = any(y for _, y in holders)
