@@ -25,11 +25,13 @@ from adapterhub.errors import (
     NotFoundError,
     OverloadError,
     UsageError,
+    YankedError,
 )
 from adapterhub.server.schemas import ErrorResponse
 
 HUB_ERRORS: tuple[tuple[type[AdapterHubError], int, str], ...] = (
     (NotFoundError, 404, "not_found"),
+    (YankedError, 410, "yanked"),  # withdrawn by its publisher: never served
     (BackboneMismatchError, 409, "backbone_mismatch"),  # before IntegrityError: it is one
     (ConflictError, 409, "conflict"),
     (OverloadError, 429, "overloaded"),

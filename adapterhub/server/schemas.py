@@ -105,6 +105,10 @@ class AdapterInfo(BaseModel):
 class AdaptersResponse(BaseModel):
     resident: list[AdapterInfo]
     available: list[str]
+    yanked: dict[str, str] = Field(
+        default_factory=dict,
+        description="yanked versions the registry holds, with the reason: never loaded or served",
+    )
     stats: dict[str, Any]
 
 

@@ -7,6 +7,7 @@ import asyncio
 
 from fastapi import APIRouter, Security
 
+from adapterhub.registry.resolver import Resolver
 from adapterhub.server.deps import RuntimeDep, require_admin
 from adapterhub.server.errors import ERROR_RESPONSES, ApiError
 from adapterhub.server.schemas import AdapterInfo, AdaptersResponse, UnloadResponse
@@ -17,10 +18,20 @@ LOAD_ACTION = ":load"
 
 @router.get("/v1/adapters", response_model=AdaptersResponse, tags=["adapters"])
 async def adapters(runtime: RuntimeDep) -> AdaptersResponse:
-    """Resident adapters (with their use) and every adapter the registry offers."""
+    """Resident adapters (with their use), every adapter the registry offers, and the yanked
+    versions it holds (never loaded)."""
     available = await asyncio.to_thread(runtime.available)
+    yanked = await asyncio.to_thread(_yanked, runtime.registry)
     resident = [AdapterInfo(**r) for r in runtime.describe_residents()]
-    return AdaptersResponse(resident=resident, available=available, stats=runtime.stats())
+    return AdaptersResponse(
+        resident=resident, available=available, yanked=yanked, stats=runtime.stats()
+    )
+
+
+def _yanked(registry) -> dict[str, str]:
+    """``{id: reason}`` of the yanked versions in the stores ``available`` lists."""
+    listed = Resolver.default(registry).entries(local_only=True)
+    return {e.manifest.id: e.manifest.yanked_reason for e in listed if e.manifest.yanked}
 
 
 @router.post(
