@@ -40,6 +40,7 @@ from adapterhub.registry.resolver import Resolver
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
+from adapterhub.runtime.padding import sub_batches
 from adapterhub.tasks import get_task_type
 from adapterhub.tasks.base import Encoded, encode_text, pad_batch, pad_id
 
@@ -204,7 +205,12 @@ class Runtime:
             "load_failures": 0,
             "compactions": 0,
             "overloads": 0,
+            "forwards": 0,
+            "real_tokens": 0,
+            "padded_tokens": 0,
         }
+        """``forwards``: backbone forwards run; ``real_tokens`` / ``padded_tokens``: the token ids
+        they read and the positions they computed (rows x longest of each forward)."""
         self.listeners: list[Any] = []  # callables(event, adapter_id, seconds) for metrics
 
     # ------------------------------------------------------------------ registry
@@ -729,7 +735,8 @@ class Runtime:
     # ------------------------------------------------------------------ the forward
 
     def forward(self, rows: Sequence[Row]) -> list[RowOutput]:
-        """ONE backbone forward for rows that may each use different adapters or none.
+        """Backbone forwards for rows that may each use different adapters or none: one per
+        sub-batch of similar lengths (usually one for all), every adapter mixed in each.
 
         Fault isolation: if the batch fails, each adapter set's rows run again on their own;
         rows whose adapters fail alone get ``error`` (and those adapters are quarantined), every
@@ -769,6 +776,20 @@ class Runtime:
         return outputs
 
     def _forward(self, rows: Sequence[Row]) -> list[RowOutput]:
+        """One forward per sub-batch of similar lengths (:func:`padding.sub_batches`): a short
+        row padded to a long one's length costs as much as the long one, so ragged rows run
+        in as many forwards as their modelled cost says pays; each has its own adapter plan."""
+        groups = sub_batches([len(row.input_ids) for row in rows])
+        if len(groups) == 1:
+            return self._forward_padded(rows)
+        result: list[RowOutput] = [RowOutput()] * len(rows)
+        for indices in groups:
+            for i, output in zip(indices, self._forward_padded([rows[i] for i in indices])):
+                result[i] = output
+        return result
+
+    def _forward_padded(self, rows: Sequence[Row]) -> list[RowOutput]:
+        """ONE backbone forward of ``rows`` padded to the longest."""
         if not rows:
             return []
         # rows of adapters that share banks next to each other (bare rows last): each bank's
@@ -778,12 +799,15 @@ class Runtime:
             key=lambda i: (not rows[i].lease.adapters, [a.layout for a in rows[i].lease.adapters]),
         )
         if order != list(range(len(rows))):
-            outputs = self._forward([rows[i] for i in order])
+            outputs = self._forward_padded([rows[i] for i in order])
             result: list[RowOutput] = [RowOutput()] * len(rows)
             for position, i in enumerate(order):
                 result[i] = outputs[position]
             return result
         batch = pad_batch([r.input_ids for r in rows], pad_id(self.tokenizer))
+        self.counters["forwards"] += 1
+        self.counters["real_tokens"] += int(batch["attention_mask"].sum())
+        self.counters["padded_tokens"] += batch["input_ids"].numel()
         ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
         plan = build_plan([[a.entries for a in r.lease.adapters] for r in rows], self.device)
         with torch.inference_mode(), plan_scope(plan):
@@ -831,6 +855,14 @@ class Runtime:
         """Resident adapters, least recently used first."""
         with self._lock:
             return [r.describe() for r in self.residents.values()]
+
+    def resident_names(self) -> list[str]:
+        """Every name a request can use for a resident adapter: its exact id and the short ids
+        resolved to it (what a router in front of several runtimes matches requests against)."""
+        with self._lock:
+            names = list(self.residents)
+            names += [a for a, (exact, _) in self._aliases.items() if exact in self.residents]
+            return names
 
     def stats(self) -> dict[str, Any]:
         """Counts and bytes of the pool. ``allocated_bytes`` (bank capacity, free slots
