@@ -132,9 +132,12 @@ def test_an_adapter_that_breaks_the_forward_fails_alone(tiny_backbone, zoo):
     good, bad = "sentiment/de@team:1.0.0", "sentiment/nl@team:1.0.0"
     texts = ["der film ist nicht gut", "das buch ist sehr gut", "i love this book"]
     expected = runtime.predict(good, texts)
-    # an adapter that slipped past verification and fails inside the hooks (unknown activation)
+    # an adapter that slipped past verification and fails inside the hooks
+    def broken(_tensor):
+        raise RuntimeError("simulated fault in the bottleneck's non-linearity")
+
     for entry in runtime.load(bad).entries:
-        entry.activation = "nope"
+        entry.function = broken
     with runtime.acquire(good) as good_lease, runtime.acquire(bad) as bad_lease:
         rows = [runtime.encode(t, good_lease) for t in texts]
         rows.insert(1, runtime.encode("het boek is heel slecht", bad_lease))
