@@ -105,7 +105,9 @@ def register(subparsers) -> None:
     )
     evaluate.add_argument("adapters", nargs="*", help="registry ids or adapter folders")
     evaluate.add_argument(
-        "--langs", default="en,fr,nl,de,zh", help="comma-separated test languages"
+        "--langs",
+        default=None,
+        help="comma-separated test languages (default en,fr,nl,de,zh; on the yardstick all 28)",
     )
     evaluate.add_argument("--task", default=None, help="task (default: the adapter's)")
     evaluate.add_argument("--matrix", action="store_true", help="train language x test language")
@@ -134,6 +136,14 @@ def register(subparsers) -> None:
         default=None,
         metavar="FILE.jsonl",
         help="also write every scored text's prediction and probabilities, one JSON per line",
+    )
+    evaluate.add_argument(
+        "--stack",
+        action="append",
+        default=[],
+        metavar="LANG_ADAPTER,TASK_ADAPTER",
+        help="also score a stack, e.g. lang/de,sentiment/en; lang/{lang} swaps in each test "
+        "language's own language adapter (MAD-X); repeatable, a matrix row each",
     )
     evaluate.set_defaults(func=run_eval)
 
@@ -189,6 +199,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     # here, not at the top: the backbone, evaluation and registry import torch (see run_train)
     from adapterhub.backbone import load_backbone
+    from adapterhub.data import yardstick
     from adapterhub.evaluation import (
         evaluate_adapter,
         evaluate_matrix,
@@ -196,11 +207,14 @@ def run_eval(args: argparse.Namespace) -> int:
         write_matrix,
     )
     from adapterhub.evaluation.inference import adapter_folder
+    from adapterhub.evaluation.stacks import Stack, evaluate_stack
     from adapterhub.registry import api
 
     if args.matrix and args.predictions:
         raise UsageError("--predictions writes one adapter's texts at a time: drop --matrix")
-    langs = _langs(args.langs) or []
+    on_yardstick = args.dataset == yardstick.NAME
+    stacks = [Stack.parse(text) for text in args.stack]
+    langs = _langs(args.langs) or ([] if on_yardstick else ["en", "fr", "nl", "de", "zh"])
     backbone = load_backbone(args.backbone, quantize=args.quantize)
     adapters = list(args.adapters)
     if args.matrix and not adapters:
@@ -213,7 +227,7 @@ def run_eval(args: argparse.Namespace) -> int:
                 adapters.append(str(api.find(f"{args.task}/{lang}")))
             except NotFoundError:
                 continue
-    if not adapters and not args.bare:
+    if not adapters and not args.bare and not stacks:
         raise UsageError("give an adapter id or folder to evaluate (or --bare with --task)")
     if args.bare and (args.matrix or not args.task):
         raise UsageError("--bare scores the backbone on one --task; it takes no --matrix")
@@ -229,11 +243,19 @@ def run_eval(args: argparse.Namespace) -> int:
             f"adapter {adapters[index]} from {sources.get(adapters[index], 'a folder')}",
             file=sys.stderr,
         )
+    if on_yardstick:
+        if args.matrix or args.bare or args.data:
+            raise UsageError(
+                "the yardstick scores adapters and stacks: drop --matrix/--bare/--data"
+            )
+        from adapterhub.cli.quality import run_yardstick  # imports torch, as everything here
+
+        return run_yardstick(args, backbone, adapters, stacks, langs)
     output = Path(args.output)
     if args.matrix:
         metric = args.metric or _table_metric(args.task)
         matrix = evaluate_matrix(
-            adapters,
+            [*adapters, *stacks],
             langs,
             backbone=backbone,
             metric=metric,
@@ -253,6 +275,19 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.predictions:
             Path(args.predictions).parent.mkdir(parents=True, exist_ok=True)
             predictions = stack.enter_context(open(args.predictions, "w", encoding="utf-8"))
+        for stack_ in stacks:
+            results = evaluate_stack(
+                stack_,
+                langs,
+                backbone=backbone,
+                task=args.task,
+                max_examples=args.max_examples,
+                data=args.data,
+                dataset=args.dataset,
+                predictions=predictions,
+            )
+            table[str(stack_)] = {lang: values.get(metric, 0.0) for lang, values in results.items()}
+            print(json.dumps({"stack": str(stack_), "results": results}))
         for adapter in ([None] if args.bare else []) + adapters:
             results = evaluate_adapter(
                 adapter,

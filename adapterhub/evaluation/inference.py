@@ -247,7 +247,7 @@ def evaluate_adapter(
     *,
     backbone=None,
     task: str | None = None,
-    split: str = "test",
+    split: str | None = None,
     max_examples: int | None = 1000,
     batch_size: int = 64,
     language_adapter: str | Path | None = None,
@@ -287,6 +287,8 @@ def evaluate_adapter(
         loaded = hubdata.load_user_data(str(data), task=spec.type.data_kind)
     else:
         loaded = hubdata.load_dataset(source, langs)
+    if split is None:  # the test split, or a dev set's one split (sentiment-yardstick)
+        split = "test" if "test" in loaded or len(loaded) != 1 else next(iter(loaded))
     if split not in loaded:
         raise DataError(f"dataset {source!r} has no split {split!r}")
     dataset_split = loaded[split]

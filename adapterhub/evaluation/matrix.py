@@ -9,6 +9,7 @@ from pathlib import Path
 from adapterhub.backbone import load_backbone
 from adapterhub.evaluation.inference import adapter_folder, evaluate_adapter
 from adapterhub.evaluation.plots import heatmap
+from adapterhub.evaluation.stacks import Stack, evaluate_stack
 
 
 def write_matrix(
@@ -52,7 +53,7 @@ def markdown_matrix(
 
 
 def evaluate_matrix(
-    adapters: list[str | Path],
+    adapters: list[str | Path | Stack],
     langs: list[str],
     *,
     backbone=None,
@@ -60,11 +61,19 @@ def evaluate_matrix(
     max_examples: int | None = 1000,
     data: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """``{row: {test_lang: metric}}``; a row is an adapter named by its training languages."""
+    """``{row: {test_lang: metric}}``; a row is an adapter named by its training languages,
+    or a stack named ``[language, task]`` (with ``lang/{lang}``, each column's own language
+    adapter; columns without one stay empty)."""
     if backbone is None:
         backbone = load_backbone()
     matrix: dict[str, dict[str, float]] = {}
     for adapter in adapters:
+        if isinstance(adapter, Stack):
+            results = evaluate_stack(
+                adapter, langs, backbone=backbone, max_examples=max_examples, data=data
+            )
+            matrix[str(adapter)] = {lang: v.get(metric, 0.0) for lang, v in results.items()}
+            continue
         _, info = adapter_folder(adapter, backbone)
         row = "+".join(info.get("train_langs") or [info.get("lang") or str(adapter)])
         results = evaluate_adapter(
