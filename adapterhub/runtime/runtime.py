@@ -270,15 +270,16 @@ class Runtime:
             hit = self._hit(self._exact(adapter), pin)
         if hit is not None:
             return hit
-        exact = self.resolve(adapter)
+        found = self._registry_store().resolve(adapter).require_servable()
+        exact = str(found.id)
         self._aliases[adapter] = (exact, time.monotonic())
         hit = self._hit(exact, pin)
         if hit is not None:
             return hit
         self._refuse_if_quarantined(exact)
 
-        def read():
-            return open_adapter(exact, self.backbone, store=self._registry_store())
+        def read():  # the resolution travels on: one resolve per load, not two
+            return open_adapter(found, self.backbone, store=self._registry_store())
 
         try:
             return self._place(exact, read, pin)
