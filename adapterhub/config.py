@@ -88,6 +88,12 @@ class ServerConfig:
         metavar="TOKEN",
         env="ADAPTERHUB_ADMIN_TOKEN",
     )
+    max_body_bytes: int = _option(
+        2 * 2**20,
+        "bytes of one request body; a larger one gets 413 before it is read (a declared "
+        "Content-Length at once, a chunked body once its bytes pass the limit)",
+        metavar="BYTES",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -96,4 +102,8 @@ class ServerConfig:
             raise UsageError(
                 f"--max-inputs {self.max_inputs} exceeds --max-queue {self.max_queue}: such a "
                 "request could never be queued; raise --max-queue or lower --max-inputs"
+            )
+        if self.max_body_bytes < 1:
+            raise UsageError(
+                f"--max-body-bytes {self.max_body_bytes} would refuse every request; use 1 or more"
             )

@@ -17,6 +17,7 @@ from adapterhub.runtime import Runtime
 from adapterhub.server import errors
 from adapterhub.server.batching import Batcher
 from adapterhub.server.metrics import Metrics, count_requests
+from adapterhub.server.middleware import BodyLimit, PathCharacters
 from adapterhub.server.routes import admin, docs, ops, predict, tei, web
 
 
@@ -51,7 +52,10 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.config = config
     app.state.ready = False
-    errors.install(app)
+    errors.install(app, runtime.registry)
+    # the body limit sits inside the request count, so refused bodies are counted too
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(PathCharacters)
     app.middleware("http")(count_requests)
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     # One router per concern; a new one (a web page at GET /, say) is a module in routes/ and

@@ -4,18 +4,25 @@
 the server's own refusals (:class:`ApiError`), the library's errors (:data:`HUB_ERRORS` maps
 each :class:`~adapterhub.errors.AdapterHubError` subclass to a status), request validation,
 FastAPI/Starlette's own 404/405 and anything unexpected (500). 429 carries ``Retry-After``.
+
+No answer names a server path: :class:`PathScrubber` makes paths under the registry and
+``$ADAPTERHUB_HOME`` relative and cuts other absolute paths of this machine to their file name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from adapterhub import settings
 from adapterhub.errors import (
     AdapterHubError,
     BackboneMismatchError,
@@ -58,7 +65,7 @@ ERROR_TYPES = {
 """The error_type of a bare HTTP status (Starlette's own errors carry only a status)."""
 
 ERROR_RESPONSES = {
-    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 """What the OpenAPI document lists for the routes that can refuse a request."""
 
@@ -88,15 +95,80 @@ def hub_status(exc: AdapterHubError) -> tuple[int, str]:
     return 503, "unavailable"
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:@-])/[^\s'\"`,;:()\[\]{}<>]+")
+"""A POSIX path that starts a word: not a URL's path (after its host) nor a relative path."""
+
+
+class PathScrubber:
+    """Takes server paths out of a message: under a ``roots`` folder a path becomes relative to
+    it (a registry file reads ``team/sentiment/de/1.0.0/adapter_model.safetensors``); any other
+    absolute path that starts at a top-level folder of this machine is cut to its name. The
+    server's own routes (``/v1/adapters``) are no folders and stay."""
+
+    def __init__(self, roots: Iterable[tuple[str | Path, str]]) -> None:
+        found: dict[str, str] = {}
+        for root, prefix in roots:
+            for variant in (Path(root).absolute(), Path(root).resolve()):  # /tmp -> /private/tmp
+                if len(variant.parts) > 1:
+                    found.setdefault(str(variant), prefix)
+        self.roots = sorted(found.items(), key=lambda item: len(item[0]), reverse=True)
+        try:
+            self.top = {e.name for e in os.scandir("/") if e.is_dir()}
+        except OSError:
+            self.top = set()
+
+    def __call__(self, text: str, routes: Iterable[str] = ()) -> str:
+        keep = {route.split("/")[1] for route in routes if route.startswith("/")}
+
+        def scrub(match: re.Match[str]) -> str:
+            path = match.group(0)
+            for root, prefix in self.roots:
+                if path == root or path.startswith(root + "/"):
+                    return prefix + (path[len(root) + 1 :] or ".")
+            head = path.split("/")[1]
+            return path.rsplit("/", 1)[-1] if head in self.top and head not in keep else path
+
+        return _ABSOLUTE_PATH.sub(scrub, text)
+
+
+def server_paths(registry: object) -> PathScrubber:
+    """The scrubber of a server over ``registry`` (a folder, a URL or None: the local one)."""
+    roots: list[tuple[str | Path, str]] = [
+        (settings.home(), "$ADAPTERHUB_HOME/"),
+        (Path.home(), "~/"),
+    ]
+    if registry is None:
+        roots.append((settings.registry_dir(), ""))
+    elif "://" not in str(registry):
+        roots.append((str(registry), ""))
+    return PathScrubber(roots)
+
+
 def error_response(
     status: int, message: str, error_type: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
+    # a lone surrogate (from the request's text) cannot be written as UTF-8: escape it
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = ErrorResponse(error=message, error_type=error_type).model_dump()
     return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
 
 
-async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.message, exc.error_type, exc.headers)
+def _answer(
+    request: Request,
+    status: int,
+    message: str,
+    error_type: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The error response of ``request`` with the server's paths taken out of ``message``."""
+    scrub: PathScrubber | None = getattr(request.app.state, "scrub_paths", None)
+    if scrub is not None:
+        message = scrub(message, (getattr(r, "path", "") for r in request.app.routes))
+    return error_response(status, message, error_type, headers)
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _answer(request, exc.status, exc.message, exc.error_type, exc.headers)
 
 
 async def _hub_error(request: Request, exc: AdapterHubError) -> JSONResponse:
@@ -104,21 +176,31 @@ async def _hub_error(request: Request, exc: AdapterHubError) -> JSONResponse:
     headers = None
     if status == 429:
         headers = {"Retry-After": str(request.app.state.batcher.retry_after())}
-    return error_response(status, str(exc), error_type, headers)
+    return _answer(request, status, str(exc), error_type, headers)
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     parts = []
     for item in exc.errors():
         where = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
         parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
-    return error_response(422, "; ".join(parts) or "invalid request", "validation")
+    return _answer(request, 422, "; ".join(parts) or "invalid request", "validation")
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own errors (an unknown route, a method the route lacks, a missing asset)."""
     status = exc.status_code
     message = str(exc.detail)
+    cause = exc.__cause__
+    if status == 400 and isinstance(cause, UnicodeDecodeError):  # FastAPI's "error parsing"
+        byte = cause.object[cause.start : cause.start + 1].hex()
+        return _answer(
+            request,
+            422,
+            f"the request body is not {cause.encoding.upper()} text: byte 0x{byte} at offset "
+            f"{cause.start} cannot be decoded ({cause.reason}); send JSON encoded as UTF-8",
+            "validation",
+        )
     if message == HTTPStatus(status).phrase:  # Starlette's bare default: say what to do instead
         where = f"{request.method} {request.url.path}"
         if status == 404:
@@ -127,7 +209,7 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"{where} is not allowed; this path answers {allowed or 'other methods'}"
     error_type = ERROR_TYPES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
-    return error_response(status, message, error_type, exc.headers)
+    return _answer(request, status, message, error_type, exc.headers)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -137,8 +219,10 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` in the one JSON shape."""
+def install(app: FastAPI, registry: object = None) -> None:
+    """Answer every error of ``app`` in the one JSON shape, without the paths of ``registry``
+    or of this machine."""
+    app.state.scrub_paths = server_paths(registry)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(AdapterHubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from adapterhub.tasks import TASK_TYPES
+
+
+def _unicode(text: str) -> str:
+    """Refuse a lone surrogate (JSON's ``"\\ud800"``, or its UTF-8-style bytes): it is no
+    character, and neither the tokenizer nor a UTF-8 writer can take it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"character {exc.start} is a lone surrogate (U+{ord(text[exc.start]):04X}), which is "
+            "not Unicode text; send UTF-8, and a character beyond U+FFFF as a pair of escapes "
+            "(\\ud83d\\ude00) or as itself"
+        ) from None
+    return text
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+"""A string of Unicode characters (every text and id a request sends)."""
 
 # ----------------------------------------------------------------------------- /v1/predict
 
@@ -23,13 +41,13 @@ class PredictRequest(BaseModel):
             ]
         },
     )
-    adapter: str | None = Field(
+    adapter: Text | None = Field(
         None, description="adapter id, e.g. sentiment/de or sentiment/de@team:1.2.0"
     )
-    stack: list[str] | None = Field(
+    stack: list[Text] | None = Field(
         None, min_length=2, max_length=2, description="[LANGUAGE_ADAPTER_ID, TASK_ADAPTER_ID]"
     )
-    inputs: list[str] = Field(
+    inputs: list[Text] = Field(
         ..., min_length=1, description="texts; for token tasks, words split on spaces"
     )
 
@@ -67,7 +85,7 @@ class TEIPredictRequest(BaseModel):
     ``X-Adapter-Id`` header."""
 
     model_config = ConfigDict(extra="ignore")
-    inputs: str | list[str] = Field(..., description="one text or a list of texts")
+    inputs: Text | list[Text] = Field(..., description="one text or a list of texts")
     raw_scores: bool = Field(False, description="logits instead of probabilities")
     truncate: bool | None = Field(None, description=_TRUNCATE)
 
@@ -82,7 +100,7 @@ class TEIEmbedRequest(BaseModel):
     adapted backbone's with ``X-Adapter-Id``). No prefix is added: send e5's ``query: `` yourself."""
 
     model_config = ConfigDict(extra="ignore")
-    inputs: str | list[str]
+    inputs: Text | list[Text]
     normalize: bool = True
     truncate: bool | None = Field(None, description=_TRUNCATE)
 

@@ -1,0 +1,236 @@
+"""Hostile requests and heavy load at the HTTP boundary (issue 13): text that is not Unicode, bodies
+too large to read, a queue bounded in tokens, clients that leave, one error shape with no server
+paths, ids with stray characters, duplicate labels, read auth and namespaces, schemathesis.
+
+Real server (uvicorn on a loopback port) over a real registry of generated adapters."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from adapterhub.config import ServerConfig
+from adapterhub.runtime import Runtime
+from adapterhub.server import ServerThread, create_app
+
+ADAPTER = "sentiment/de@team:1.0.0"
+TOKEN = "admin-token"
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    with ServerThread(create_app(runtime, ServerConfig(admin_token=TOKEN))) as running:
+        running.runtime = runtime
+        yield running
+
+
+def _error(response: httpx.Response, status: int, error_type: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error", "error_type"} and body["error_type"] == error_type, body
+    return body["error"]
+
+
+def _raw(url: str, request: bytes, *, wait: float = 10.0) -> bytes:
+    """Send raw bytes on a fresh connection; everything the server answers until it closes or
+    ``wait`` passes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as connection:
+        connection.sendall(request)
+        answer = b""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                chunk = connection.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+            if b"\r\n\r\n" in answer and answer.split(b"\r\n\r\n", 1)[1].endswith(b"}"):
+                break
+        return answer
+
+
+def _post(path: str, body: bytes, length: int | None = None) -> bytes:
+    length = len(body) if length is None else length
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+# ----------------------------------------------------------------------------- Unicode (item 5)
+
+SURROGATE_BODIES = [
+    ("/v1/predict", b'{"adapter": "%s", "inputs": ["gut", "a\\ud800b"]}' % ADAPTER.encode()),
+    ("/v1/predict", b'{"adapter": "%s", "inputs": ["\xed\xa0\x80"]}' % ADAPTER.encode()),
+    ("/v1/predict", b'{"adapter": "sentiment/de\\udfff", "inputs": ["gut"]}'),
+    ("/v1/predict", b'{"stack": ["lang/de@team:1.0.0", "\\ud800"], "inputs": ["gut"]}'),
+    (f"/predict/{ADAPTER}", b'{"inputs": "\\ud800"}'),
+    (f"/predict/{ADAPTER}", b'{"inputs": ["gut", "\\udc00x"]}'),
+    ("/embed", b'{"inputs": "\\ud800"}'),
+    ("/embed", b'{"inputs": ["gut", "\xed\xb0\x80"]}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), SURROGATE_BODIES)
+def test_lone_surrogates_get_a_422_json_error(server, path, body):
+    response = httpx.post(
+        server.url + path, content=body, headers={"content-type": "application/json"}
+    )
+    message = _error(response, 422, "validation")
+    assert "surrogate" in message and "U+D" in message
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", f"/predict/{ADAPTER}", "/embed"])
+def test_undecodable_bodies_get_a_422_json_error(server, path):
+    body = b'{"adapter": "%s", "inputs": ["gut \xff\xfe"]}' % ADAPTER.encode()
+    response = httpx.post(
+        server.url + path, content=body, headers={"content-type": "application/json"}
+    )
+    message = _error(response, 422, "validation")
+    assert "UTF-8" in message and "byte 0xff" in message
+
+
+@pytest.mark.parametrize("tail", ["%0A", "%0D%0A", "%00", "%7F"])
+def test_a_control_character_in_the_path_is_refused(server, tail):
+    """Starlette's route pattern ends in ``$``, which matches before a final newline: without
+    the guard, /predict/ID%0A served ID."""
+    response = httpx.post(f"{server.url}/predict/{ADAPTER}{tail}", json={"inputs": "gut"})
+    assert "control character" in _error(response, 422, "validation")
+
+
+# ----------------------------------------------------------------------------- body limit (item 8)
+
+LIMIT = ServerConfig().max_body_bytes
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_any_body_is_sent(server):
+    # headers only: a server that waits for the body before refusing never answers
+    answer = _raw(server.url, _post("/v1/predict", b"", length=300 * 2**20), wait=5)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"error_type":"payload_too_large"' in answer
+    assert str(LIMIT).encode() in answer
+
+
+def test_bodies_at_the_limit_pass_and_one_byte_more_is_refused(server):
+    body = b'{"adapter": "%s", "inputs": ["gut"]}' % ADAPTER.encode()
+    url = server.url + "/v1/predict"
+    headers = {"content-type": "application/json"}
+    fits = httpx.post(url, content=body + b" " * (LIMIT - len(body)), headers=headers)
+    assert fits.status_code == 200, fits.text
+    over = httpx.post(url, content=body + b" " * (LIMIT + 1 - len(body)), headers=headers)
+    assert str(LIMIT) in _error(over, 413, "payload_too_large")
+
+    def chunks(total: int):  # no Content-Length: chunked transfer
+        yield body
+        for _ in range((total - len(body)) // 1000):
+            yield b" " * 1000
+        yield b" " * ((total - len(body)) % 1000)
+
+    assert httpx.post(url, content=chunks(LIMIT), headers=headers).status_code == 200
+    _error(httpx.post(url, content=chunks(LIMIT + 1), headers=headers), 413, "payload_too_large")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_300_mb_streamed_body_is_refused_without_growing_memory(server):
+    """The server runs in this process (a thread): its RSS is this process's."""
+    chunk = b" " * 2**20
+    sent = 0
+
+    def body():
+        nonlocal sent
+        yield b'{"adapter": "%s", "inputs": ["' % ADAPTER.encode()
+        for _ in range(300):
+            sent += len(chunk)
+            yield chunk
+
+    peak, done = _rss(), threading.Event()
+    baseline = peak
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        response = httpx.post(
+            server.url + "/v1/predict",
+            content=body(),
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+    finally:
+        done.set()
+        sampler.join()
+    assert str(LIMIT) in _error(response, 413, "payload_too_large")
+    assert peak - baseline < 8 * 2**20, f"RSS grew by {(peak - baseline) / 2**20:.1f} MiB"
+    assert sent < 100 * 2**20, f"the server read {sent / 2**20:.0f} MiB before refusing"
+
+
+# ----------------------------------------------------------------------------- paths (item 10)
+
+
+def test_error_bodies_name_no_server_path(tiny_backbone, zoo, tmp_path):
+    registry = tmp_path / "registry"
+    shutil.copytree(zoo.registry, registry)
+    weights = registry / "team" / "topic" / "en" / "1.0.0" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one flipped byte: the digest no longer matches the manifest
+    weights.write_bytes(bytes(data))
+    app = create_app(Runtime(tiny_backbone, registry=registry))
+    with ServerThread(app) as running:
+        response = httpx.post(
+            running.url + "/v1/predict", json={"adapter": "topic/en@team:1.0.0", "inputs": ["x"]}
+        )
+    message = _error(response, 422, "integrity")
+    for absolute in {str(tmp_path), os.path.realpath(tmp_path), "/tmp/", "/root/"}:
+        assert absolute not in response.text
+    assert "team/topic/en/1.0.0/adapter_model.safetensors" in message  # still says which file
+
+
+def test_path_scrubber_keeps_routes_urls_and_relative_paths(tmp_path):
+    from adapterhub.server.errors import PathScrubber
+
+    scrub = PathScrubber([(tmp_path / "reg", ""), (tmp_path / "home", "$ADAPTERHUB_HOME/")])
+    text = (
+        f"{tmp_path}/reg/team/a/1.0.0/x.json is bad; so is {tmp_path}/home/backbones/e5 and "
+        "/usr/lib/python3/site.py ('/etc/passwd'); use POST /v1/adapters/{id}:load, see "
+        "http://host:8080/docs/x or team/a/1.0.0"
+    )
+    assert scrub(text, ["/v1/adapters", "/docs"]) == (
+        "team/a/1.0.0/x.json is bad; so is $ADAPTERHUB_HOME/backbones/e5 and site.py "
+        "('passwd'); use POST /v1/adapters/{id}:load, see http://host:8080/docs/x or team/a/1.0.0"
+    )
+
+
+def test_a_lone_surrogate_in_an_error_message_still_answers_json(tiny_backbone, zoo):
+    from adapterhub.errors import UsageError
+
+    app = create_app(Runtime(tiny_backbone, registry=zoo.registry))
+
+    @app.get("/test-only/surrogate")
+    async def surrogate() -> None:
+        raise UsageError("input 'a\ud800' is odd")
+
+    with ServerThread(app) as running:
+        response = httpx.get(running.url + "/test-only/surrogate")
+    assert "a\\ud800" in _error(response, 422, "validation")
