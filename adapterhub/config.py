@@ -80,6 +80,12 @@ class ServerConfig:
         "inputs waiting in the queue; more are refused with 429 and Retry-After",
         metavar="INPUTS",
     )
+    max_queue_tokens: int = _option(
+        65536,
+        "token ids waiting in the queue (each input counts its own); more are refused with 429 "
+        "and a Retry-After from the tokens per second of recent batches",
+        metavar="TOKENS",
+    )
     max_inputs: int = _option(64, "inputs (texts) per request; more get 413", metavar="N")
     max_chars: int = _option(4096, "characters per input; longer ones get 413", metavar="N")
     admin_token: str | None = _option(
@@ -103,7 +109,9 @@ class ServerConfig:
                 f"--max-inputs {self.max_inputs} exceeds --max-queue {self.max_queue}: such a "
                 "request could never be queued; raise --max-queue or lower --max-inputs"
             )
-        if self.max_body_bytes < 1:
-            raise UsageError(
-                f"--max-body-bytes {self.max_body_bytes} would refuse every request; use 1 or more"
-            )
+        for flag, value in (
+            ("--max-queue-tokens", self.max_queue_tokens),
+            ("--max-body-bytes", self.max_body_bytes),
+        ):
+            if value < 1:
+                raise UsageError(f"{flag} {value} would refuse every request; use 1 or more")

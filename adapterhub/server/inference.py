@@ -1,25 +1,37 @@
 """The steps every prediction route shares: check the stated limits, pin the adapters, encode the
 texts, queue them for the batched forward and wait. A handler receives one :class:`Inference`
-per request (``inference: InferenceDep``) built from the app's shared state."""
+per request (``inference: InferenceDep``) built from the app's shared state.
+
+A request whose client disconnects while it waits is taken off the queue: its rows are never
+computed, and nothing is answered (the metrics count it under status 499)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Annotated
+import contextlib
+from collections.abc import Awaitable, Sequence
+from typing import Annotated, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from adapterhub.errors import InputTooLongError
 from adapterhub.runtime import Lease, Resident, Row, RowOutput
 from adapterhub.server.deps import BatcherDep, ConfigDep, MetricsDep, RuntimeDep
 from adapterhub.server.errors import ApiError
 
+T = TypeVar("T")
+
 
 class Inference:
     def __init__(
-        self, runtime: RuntimeDep, batcher: BatcherDep, metrics: MetricsDep, config: ConfigDep
+        self,
+        request: Request,
+        runtime: RuntimeDep,
+        batcher: BatcherDep,
+        metrics: MetricsDep,
+        config: ConfigDep,
     ) -> None:
+        self.request = request
         self.runtime = runtime
         self.batcher = batcher
         self.metrics = metrics
@@ -60,11 +72,28 @@ class Inference:
         A row whose adapter failed in the batched forward carries its error (the other requests
         of that batch are answered): this request gets that error."""
         self.metrics.inputs.inc(len(rows))
-        outputs = await self.batcher.submit(rows)
+        outputs = await self.unless_disconnected(self.batcher.submit(rows))
         for output in outputs:
             if output.error is not None:
                 raise output.error
         return outputs
+
+    async def unless_disconnected(self, work: Awaitable[T]) -> T:
+        """``work``'s result; if the client disconnects first, ``work`` is cancelled (a queued
+        request leaves the queue) and this raises (status 499, which no one reads)."""
+        task = asyncio.ensure_future(work)
+        gone = asyncio.ensure_future(_disconnect(self.request))
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this handler is cancelled
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if task.cancelled():
+            raise ApiError(499, "the client closed the connection first", "client_closed")
+        return task.result()
 
     def refuse_cut(self, rows: Sequence[Row]) -> None:
         """413 for an input its encoding cut at the token limit (TEI's ``truncate: false``)."""
@@ -77,6 +106,13 @@ class Inference:
 
 
 InferenceDep = Annotated[Inference, Depends()]
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client disconnects. The body has been read by then, so the next ASGI
+    message is the disconnect (uvicorn sends it when the connection closes)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def require_head(lease: Lease) -> Resident:

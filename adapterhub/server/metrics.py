@@ -88,6 +88,14 @@ class Metrics:
         self.queue_inputs = Gauge(
             "adapterhub_queue_inputs", "inputs waiting in the queue", registry=r
         )
+        self.queue_tokens = Gauge(
+            "adapterhub_queue_tokens", "token ids waiting in the queue", registry=r
+        )
+        self.dropped = Counter(
+            "adapterhub_dropped_requests",
+            "requests dropped before their forward: the client went away while they waited",
+            registry=r,
+        )
 
     def watch(self, runtime: Any) -> None:
         """Count what ``runtime`` did before the app existed (preloads), then follow its events."""

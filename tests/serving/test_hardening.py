@@ -6,6 +6,7 @@ Real server (uvicorn on a loopback port) over a real registry of generated adapt
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -18,6 +19,8 @@ import pytest
 from adapterhub.config import ServerConfig
 from adapterhub.runtime import Runtime
 from adapterhub.server import ServerThread, create_app
+from adapterhub.server.batching import Batcher
+from adapterhub.server.metrics import Metrics
 
 ADAPTER = "sentiment/de@team:1.0.0"
 TOKEN = "admin-token"
@@ -234,3 +237,150 @@ def test_a_lone_surrogate_in_an_error_message_still_answers_json(tiny_backbone, 
     with ServerThread(app) as running:
         response = httpx.get(running.url + "/test-only/surrogate")
     assert "a\\ud800" in _error(response, 422, "validation")
+
+
+# ----------------------------------------------------------------------------- the queue (item 7)
+
+
+def _words(tokens: int) -> str:
+    """A text the tiny tokenizer reads as exactly ``tokens`` ids (one per word, plus two)."""
+    return " ".join(["film"] * (tokens - 2))
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def _wait_metric(url: str, name: str, value: float, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while _metric(httpx.get(url + "/metrics").text, name) != value:
+        assert time.monotonic() < deadline, f"{name} never reached {value}"
+        time.sleep(0.02)
+
+
+def test_the_queue_is_bounded_in_tokens_not_inputs(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    runtime.load(ADAPTER)
+    # a long batching window keeps the first request counted as queued while the others arrive
+    config = ServerConfig(max_wait_ms=3000, max_batch_tokens=100_000, max_queue_tokens=100)
+    with ServerThread(create_app(runtime, config)) as running:
+        url = running.url + "/v1/predict"
+        with httpx.Client(timeout=30) as client:
+            box = {}
+            first = threading.Thread(
+                target=lambda: box.update(
+                    r=client.post(url, json={"adapter": ADAPTER, "inputs": [_words(30)] * 2})
+                )
+            )
+            first.start()
+            _wait_metric(running.url, "adapterhub_queue_tokens", 60)
+            long = client.post(url, json={"adapter": ADAPTER, "inputs": [_words(30)] * 2})
+            assert "queue is full" in _error(long, 429, "overloaded")
+            assert int(long.headers["retry-after"]) >= 1
+            short = client.post(url, json={"adapter": ADAPTER, "inputs": [_words(10)] * 2})
+            assert short.status_code == 200, short.text  # as many inputs, fewer tokens: it fits
+            first.join()
+            assert box["r"].status_code == 200
+            never = client.post(url, json={"adapter": ADAPTER, "inputs": [_words(51)] * 2})
+            assert "--max-queue-tokens" in _error(never, 413, "payload_too_large")
+
+
+def test_retry_after_follows_the_measured_tokens_per_second(tiny_backbone, zoo):
+    """The issue's case: throughput measured on single long rows, then a queue of many short
+    ones. Counting inputs at the long rows' seconds per input said minutes for a queue that
+    drains in well under a second; tokens over tokens per second say about what it takes."""
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    config = ServerConfig(max_wait_ms=2, max_queue=5000, max_queue_tokens=200_000)
+    batcher = Batcher(runtime, config)
+    batcher.start()
+
+    async def scenario(warm: str, count: int, text: str) -> tuple[int, float]:
+        with runtime.acquire([ADAPTER]) as lease:
+            for _ in range(8):
+                await batcher.submit([runtime.encode(warm, lease)])
+            rows = [[runtime.encode(text, lease)] for _ in range(count)]
+            started = time.perf_counter()
+            waiting = [asyncio.ensure_future(batcher.submit(r)) for r in rows]
+            await asyncio.sleep(0)  # every submit has queued its rows
+            estimate = batcher.retry_after()
+            await asyncio.gather(*waiting)
+            return estimate, time.perf_counter() - started
+
+    try:
+        estimate, drained = asyncio.run(scenario(_words(120), 1500, _words(5)))
+        assert estimate <= max(2.0, 3 * drained), (estimate, drained)
+        # a long queue measured under its own load: the estimate is the drain time, roughly
+        estimate, drained = asyncio.run(scenario(_words(30), 3000, _words(30)))
+        assert drained / 3 - 1 <= estimate <= 3 * drained + 1, (estimate, drained)
+    finally:
+        batcher.stop()
+
+
+def test_a_cancelled_request_leaves_the_queue_and_is_never_computed(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    metrics = Metrics()
+    config = ServerConfig(max_wait_ms=1000, max_batch_tokens=100_000)
+    batcher = Batcher(runtime, config, metrics=metrics)
+
+    def forwarded() -> float:
+        return metrics.registry.get_sample_value("adapterhub_batch_size_sum") or 0.0
+
+    async def scenario() -> None:
+        with runtime.acquire([ADAPTER]) as lease:
+            row = runtime.encode(_words(3), lease)
+            kept = asyncio.ensure_future(batcher.submit([row] * 3))
+            gone = asyncio.ensure_future(batcher.submit([row] * 2))
+            await asyncio.sleep(0)  # the worker has not started: both wait in the queue
+            assert batcher.queued_tokens == 5 * 3
+            gone.cancel()
+            await asyncio.sleep(0)
+            assert batcher.queued_tokens == 3 * 3 and batcher.dropped == 1
+            batcher.start()  # takes `kept` and gathers for 1 s
+            await asyncio.sleep(0.3)
+            held = asyncio.ensure_future(batcher.submit([row] * 4))
+            await asyncio.sleep(0.1)  # in the gathering batch now
+            held.cancel()
+            await asyncio.sleep(0)
+            assert batcher.queued_tokens == 3 * 3 and batcher.dropped == 2
+            assert len(await kept) == 3
+            assert forwarded() == 3  # only `kept`'s rows ran
+            assert batcher.queued_tokens == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if batcher.alive:
+            batcher.stop()
+
+
+def test_requests_of_disconnected_clients_are_dropped_before_their_forward(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    runtime.load(ADAPTER)
+    config = ServerConfig(max_wait_ms=3000, max_batch_tokens=100_000)
+    with ServerThread(create_app(runtime, config)) as running:
+        host, port = running.url.removeprefix("http://").split(":")
+        first = socket.create_connection((host, int(port)))
+        first.sendall(
+            _post(
+                "/v1/predict", b'{"adapter": "%s", "inputs": ["a", "b", "c"]}' % (ADAPTER.encode())
+            )
+        )
+        _wait_metric(running.url, "adapterhub_queue_inputs", 3)
+        second = socket.create_connection((host, int(port)))
+        second.sendall(
+            _post("/v1/predict", b'{"adapter": "%s", "inputs": ["d", "e"]}' % (ADAPTER.encode()))
+        )
+        _wait_metric(running.url, "adapterhub_queue_inputs", 5)
+        second.close()  # gathered into the first one's batch: it leaves it at once
+        _wait_metric(running.url, "adapterhub_queue_inputs", 3, seconds=1)
+        first.close()  # the request the worker gathers for: the batch runs without it
+        _wait_metric(running.url, "adapterhub_queue_inputs", 0, seconds=1)
+        _wait_metric(running.url, "adapterhub_dropped_requests_total", 2, seconds=1)
+        time.sleep(3.5)  # the batching window has passed
+        assert _metric(httpx.get(running.url + "/metrics").text, "adapterhub_batch_size_count") == 0
+        served = httpx.post(running.url + "/v1/predict", json={"adapter": ADAPTER, "inputs": ["f"]})
+        assert served.status_code == 200
+        assert _metric(httpx.get(running.url + "/metrics").text, "adapterhub_batch_size_sum") == 1
