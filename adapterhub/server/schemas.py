@@ -30,7 +30,8 @@ Text = Annotated[str, AfterValidator(_unicode)]
 
 
 class PredictRequest(BaseModel):
-    """Name ONE adapter, or a [language, task] stack, and the texts to label."""
+    """Name ONE adapter, a [language, task] stack, or several adapters (fan-out: each labels
+    every input, all from one batched forward; answers keyed by exact id), and the texts."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -38,6 +39,7 @@ class PredictRequest(BaseModel):
             "examples": [
                 {"adapter": "sentiment/de", "inputs": ["Das Buch ist wunderbar."]},
                 {"stack": ["lang/de", "sentiment/en"], "inputs": ["Der Film war langweilig."]},
+                {"adapters": ["sentiment/de", "langid/multi"], "inputs": ["Das Buch ist gut."]},
             ]
         },
     )
@@ -47,14 +49,17 @@ class PredictRequest(BaseModel):
     stack: list[Text] | None = Field(
         None, min_length=2, max_length=2, description="[LANGUAGE_ADAPTER_ID, TASK_ADAPTER_ID]"
     )
+    adapters: list[Text] | None = Field(
+        None, min_length=1, description="fan-out: several adapter ids, each answering every input"
+    )
     inputs: list[Text] = Field(
         ..., min_length=1, description="texts; for token tasks, words split on spaces"
     )
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
-        if (self.adapter is None) == (self.stack is None):
-            raise ValueError('give exactly one of "adapter" or "stack"')
+        if sum(v is not None for v in (self.adapter, self.stack, self.adapters)) != 1:
+            raise ValueError('give exactly one of "adapter", "stack" or "adapters"')
         return self
 
     @property
@@ -70,6 +75,18 @@ class PredictResponse(BaseModel):
     adapters: list[str] = Field(..., description="the exact ids that answered (stack order)")
     task_type: str
     predictions: list[Prediction]
+
+
+class AdapterPredictions(BaseModel):
+    task_type: str
+    predictions: list[Prediction] = Field(..., description="one per input, in order")
+
+
+class FanOutResponse(BaseModel):
+    """The answer to ``adapters``: each adapter's predictions, keyed by its exact id."""
+
+    adapters: list[str] = Field(..., description="the exact ids, in request order")
+    results: dict[str, AdapterPredictions]
 
 
 # ----------------------------------------------------------------------------- TEI-shaped

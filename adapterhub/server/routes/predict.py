@@ -1,4 +1,5 @@
-"""``POST /v1/predict``: labels and scores from one adapter or a [language, task] stack."""
+"""``POST /v1/predict``: labels and scores from one adapter, a [language, task] stack, or several
+adapters over the same inputs (fan-out, :mod:`adapterhub.server.fanout`)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,26 @@ from fastapi import APIRouter
 
 from adapterhub.runtime import format_prediction
 from adapterhub.server.errors import ERROR_RESPONSES
+from adapterhub.server.fanout import predict_each
 from adapterhub.server.inference import InferenceDep, require_head
-from adapterhub.server.schemas import PredictRequest, PredictResponse
+from adapterhub.server.schemas import FanOutResponse, PredictRequest, PredictResponse
 
 router = APIRouter(tags=["predict"])
 
 
 @router.post(
     "/v1/predict",
-    response_model=PredictResponse,
+    response_model=PredictResponse | FanOutResponse,
     response_model_exclude_none=True,
     responses=ERROR_RESPONSES,
 )
-async def predict(body: PredictRequest, inference: InferenceDep) -> PredictResponse:
-    """Labels and scores per input (per word for token tasks) from one adapter or a stack."""
+async def predict(
+    body: PredictRequest, inference: InferenceDep
+) -> PredictResponse | FanOutResponse:
+    """Labels and scores per input (per word for token tasks) from one adapter or a stack; with
+    ``adapters``, from each of them, keyed by exact id, in one batched forward."""
+    if body.adapters is not None:
+        return await predict_each(inference, body.adapters, body.inputs)
     inference.check_inputs(body.inputs)
     with await inference.acquire(body.spec) as lease:
         owner = require_head(lease)
