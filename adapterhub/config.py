@@ -59,6 +59,28 @@ class RuntimeConfig:
         flag="--room-wait",
         metavar="SECONDS",
     )
+    dtype: str | None = _option(
+        None,
+        "fp32 or bf16: what the backbone, the adapter banks and hooks compute in (heads and "
+        "scores stay fp32); serve's default is bf16 where the CPU computes it natively "
+        "(avx512_bf16 or amx_bf16 flags) or the GPU supports it, else fp32",
+        metavar="DTYPE",
+    )
+    quantize: str | None = _option(
+        None,
+        "8bit: the backbone's Linear layers through bitsandbytes; int8: torch's dynamic int8 "
+        "Linear layers (CPU, fp32 activations; faster on AVX2-only CPUs, see "
+        "benchmarks/README.md for its accuracy); default: none",
+        metavar="KIND",
+    )
+
+    def __post_init__(self) -> None:
+        if self.dtype not in (None, "fp32", "bf16"):
+            raise UsageError(f"--dtype {self.dtype}: use fp32 or bf16")
+        if self.quantize not in (None, "8bit", "int8"):
+            raise UsageError(f"--quantize {self.quantize}: use 8bit or int8")
+        if self.quantize and self.dtype == "bf16":
+            raise UsageError(f"--quantize {self.quantize} computes in fp32; drop --dtype bf16")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The one loader of the frozen backbone: embedded name, local folder or hub id.
 
-``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32, or 8-bit through
-bitsandbytes), its tokenizer, mean pooling and a fingerprint (see ``fingerprint.py``).
+``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32 or bf16; or its Linear
+layers in 8 bits, through bitsandbytes or torch's dynamic int8), its tokenizer, mean pooling and
+a fingerprint (see ``fingerprint.py``). :func:`prepare_backbone` converts a loaded one in place.
 
 torch, transformers and the hub client are imported inside the functions that use them:
 `adapterhub backbone list` imports this package and runs in 0.25 s, while `import torch` alone
@@ -27,7 +28,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "multilingual-e5-small"
 DEFAULT_PREFIX = "query: "
-QUANTIZATIONS = (None, "8bit")
+QUANTIZATIONS = (None, "8bit", "int8")
+"""``8bit``: bitsandbytes' Linear8bitLt, at load (CPU or CUDA). ``int8``: torch's dynamic int8
+Linear layers (weights int8 per output channel, activations quantized per batch; CPU only),
+applied to a loaded fp32 backbone."""
+DTYPES = ("fp32", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+"""``/proc/cpuinfo`` flags of CPUs that compute bf16 natively; elsewhere bf16 is emulated and
+slower than fp32."""
 
 
 def mean_pool(last_hidden_state, attention_mask):
@@ -50,6 +58,8 @@ class Backbone:
     quantization: str | None = None
     device: str = "cpu"
     meta: dict = field(default_factory=dict)
+    dtype: str = "fp32"
+    """What the encoder computes in (``fp32`` or ``bf16``); outputs are read back as fp32."""
 
     @property
     def hidden_size(self) -> int:
@@ -108,6 +118,7 @@ class Backbone:
             "max_positions": self.config.get("max_position_embeddings"),
             "fingerprint": self.fingerprint,
             "quantization": self.quantization or "none",
+            "dtype": self.dtype,
             "device": self.device,
             **({"license": self.meta["license"]} if "license" in self.meta else {}),
         }
@@ -189,13 +200,15 @@ def load_backbone(
     *,
     device: str | None = None,
     provision: bool = True,
+    dtype: str = "fp32",
 ) -> Backbone:
     """Load the frozen backbone: an embedded name, a local folder, or a hub id.
 
-    ``quantize="8bit"`` loads the Linear layers through bitsandbytes (CPU or CUDA).
+    ``quantize="8bit"`` loads the Linear layers through bitsandbytes (CPU or CUDA);
+    ``quantize="int8"`` and ``dtype="bf16"`` convert the loaded model (:func:`prepare_backbone`);
+    ``dtype="auto"`` is :func:`auto_dtype` (fp32 when quantized).
     """
-    if quantize not in QUANTIZATIONS:
-        raise UsageError(f"unknown quantization {quantize!r}; use one of: none, 8bit")
+    _check_precision(None if dtype == "auto" else dtype, quantize)
     name, folder = resolve_path(name_or_path, provision=provision)
     # lazy: see the module docstring
     from transformers import AutoModel
@@ -203,6 +216,8 @@ def load_backbone(
 
     hf_logging.disable_progress_bar()
     device = device or _default_device()
+    if dtype == "auto":
+        dtype = "fp32" if quantize else auto_dtype(device)
     fingerprint = fingerprint_folder(folder)
     kwargs: dict[str, Any] = {}
     if quantize == "8bit":
@@ -219,7 +234,7 @@ def load_backbone(
             model = AutoModel.from_pretrained(str(folder), **kwargs)
     except (OSError, ValueError) as exc:
         raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
-    if quantize is None:
+    if quantize != "8bit":  # bitsandbytes placed it (device_map)
         model.to(device)
     model.eval()
     for parameter in model.parameters():
@@ -228,7 +243,90 @@ def load_backbone(
     config = json.loads((folder / "config.json").read_text())
     meta = embedded.read_manifest(folder) or {}
     log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
-    return Backbone(name, folder, model, tokenizer, fingerprint, config, quantize, device, meta)
+    at_load = quantize if quantize == "8bit" else None
+    loaded = Backbone(name, folder, model, tokenizer, fingerprint, config, at_load, device, meta)
+    return prepare_backbone(loaded, dtype=dtype, quantize=quantize)
+
+
+def _check_precision(dtype: str | None, quantize: str | None) -> None:
+    if dtype is not None and dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}; use one of: {', '.join(DTYPES)}")
+    if quantize not in QUANTIZATIONS:
+        raise UsageError(f"unknown quantization {quantize!r}; use one of: none, 8bit, int8")
+    if quantize and dtype == "bf16":
+        raise UsageError(f"--quantize {quantize} keeps activations in fp32; drop --dtype bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively (an ``avx512_bf16`` or ``amx_bf16`` flag)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no way to tell, so no bf16 by default
+            return False
+    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+    return any(flag in flags.split() for flag in BF16_CPU_FLAGS)
+
+
+def auto_dtype(device: str) -> str:
+    """The serving dtype where none is asked for: bf16 where the hardware computes it natively
+    (a CUDA GPU that supports it; a CPU with avx512_bf16 or amx_bf16), else fp32."""
+    import torch  # lazy: see the module docstring
+
+    if str(device).startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def prepare_backbone(
+    backbone: Backbone, *, dtype: str | None = None, quantize: str | None = None
+) -> Backbone:
+    """Convert a loaded backbone in place to ``dtype`` and/or ``quantize`` (``None``: leave it as
+    it is); a no-op for what it already is. ``int8`` swaps each ``nn.Linear`` for torch's
+    dynamic int8 Linear (the adapter hooks wrap those just the same); ``8bit`` only at load."""
+    _check_precision(dtype, quantize)
+    import torch  # lazy: see the module docstring
+
+    if quantize and backbone.quantization not in (None, quantize):
+        raise UsageError(
+            f"the backbone is already quantized as {backbone.quantization}; load it again "
+            f"for --quantize {quantize}"
+        )
+    if quantize == "8bit" and backbone.quantization != "8bit":
+        raise UsageError("8-bit (bitsandbytes) is applied at load: load_backbone(quantize='8bit')")
+    if dtype and dtype != backbone.dtype:
+        if backbone.quantization:
+            raise UsageError(
+                f"a {backbone.quantization} backbone computes in fp32; drop --dtype {dtype}"
+            )
+        backbone.model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+        backbone.dtype = dtype
+    if quantize == "int8" and backbone.quantization is None:
+        if backbone.dtype != "fp32" or not str(backbone.device).startswith("cpu"):
+            raise UsageError("--quantize int8 runs on the CPU in fp32; drop --dtype / --device")
+        _quantize_int8(backbone.model)
+        backbone.quantization = "int8"
+    return backbone
+
+
+def _quantize_int8(model: Any) -> None:
+    """Every ``nn.Linear`` of ``model`` to torch's dynamic int8 Linear, in place: int8 weights
+    with one scale per output channel (the embedded weights are 4-bit blocks restored to fp32;
+    one scale per tensor loses more of them), activations quantized per batch."""
+    import torch  # lazy: see the module docstring
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch says the eager API moves to torchao; it is the one with fbgemm's AVX2 int8
+        # kernels, which torchao calls only under torch.compile
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_.*deprecated")
+        quantize_dynamic(
+            model,
+            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            inplace=True,
+        )
 
 
 def list_backbones() -> list[dict]:

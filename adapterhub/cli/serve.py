@@ -38,9 +38,6 @@ def register(subparsers) -> None:
         metavar="PATTERN",
         help="load matching adapters at startup, e.g. 'sentiment/*' (repeatable)",
     )
-    parser.add_argument(
-        "--quantize", choices=["8bit"], default=None, help="8-bit backbone (bitsandbytes)"
-    )
     add_config_flags(parser, RuntimeConfig)
     add_config_flags(parser, ServerConfig)
     parser.set_defaults(func=run)
@@ -127,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     limits = config_from_args(RuntimeConfig, args)
     config = config_from_args(ServerConfig, args)  # refuses a bad port or limits before loading
-    backbone = load_backbone(args.backbone, quantize=args.quantize)
+    backbone = load_backbone(args.backbone, quantize=limits.quantize, dtype=limits.dtype or "auto")
     runtime = Runtime(
         backbone,
         registry=args.registry,
@@ -137,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         prefix=limits.prefix,
         bank_chunk=limits.bank_chunk,
         room_wait_s=limits.room_wait_s,
+        dtype=limits.dtype,
+        quantize=limits.quantize,
     )
     loaded = preload(runtime, args.preload)
     if loaded:

@@ -112,13 +112,14 @@ class Bank:
     def write(
         self, slot: int, values: dict[str, torch.Tensor], scales: dict[str, float] | None = None
     ) -> None:
-        """Copy (and cast) each tensor into the slot; multiply the ones ``scales`` names."""
+        """Copy (and cast) each tensor into the slot; multiply the ones ``scales`` names (in
+        fp32, before the cast: a bf16 bank then rounds once)."""
         for name, value in values.items():
-            target = self.tensors[name][slot]
-            target.copy_(value.reshape(self.shapes[name]))
+            value = value.reshape(self.shapes[name])
             scale = (scales or {}).get(name)
             if scale is not None and scale != 1.0:
-                target.mul_(scale)
+                value = value.float() * scale
+            self.tensors[name][slot].copy_(value)
 
     def release(self, slot: int) -> None:
         heapq.heappush(self.free, slot)

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from adapterhub.backbone.load import prepare_backbone
 from adapterhub.errors import (
     AdapterHubError,
     IntegrityError,
@@ -69,7 +70,8 @@ class Resident:
     head: tuple[torch.Tensor, torch.Tensor] | None
     entries: list[Entry]
     tensor_bytes: int
-    """Bytes of the adapter's tensors as loaded (fp32) plus its head."""
+    """Bytes of the adapter's tensors as the banks hold them (the backbone's dtype) plus its
+    head (fp32)."""
     slot_bytes: int
     """Bytes the adapter occupies in the banks plus its head."""
     backbone: str = ""
@@ -164,15 +166,24 @@ class Runtime:
         max_length: int | None = None,
         bank_chunk: int = 32,
         room_wait_s: float = 5.0,
+        dtype: str | None = None,
+        quantize: str | None = None,
     ) -> None:
+        """``dtype`` (fp32, bf16) and ``quantize`` (int8; 8bit must be loaded so) convert the
+        backbone in place first (:func:`prepare_backbone`; ``None`` keeps it as loaded). The
+        banks and hooks compute in the backbone's dtype; heads and scores stay fp32."""
         if max_resident is not None and max_resident < 1:
             raise UsageError("--max-resident must be at least 1")
         if memory_budget_mb is not None and memory_budget_mb <= 0:
             raise UsageError("--memory-budget must be a positive number of MB")
-        self.backbone = backbone
+        self.backbone = prepare_backbone(backbone, dtype=dtype, quantize=quantize)
         self.model = backbone.model
         self.tokenizer = backbone.tokenizer
         self.device = next(self.model.parameters()).device
+        bf16 = getattr(backbone, "dtype", "fp32") == "bf16"
+        self.bank_dtype = torch.bfloat16 if bf16 else torch.float32
+        """Banks hold adapters in the backbone's dtype: the hooks then stay on their fast path
+        (no gather, cast and index_add per Linear)."""
         self.registry = registry
         self._opened_registry: Any = None
         self.max_resident = max_resident
@@ -327,8 +338,8 @@ class Runtime:
             task_type=verified.task_type,
             head=head,
             entries=[],
-            tensor_bytes=parts.nbytes + head_bytes,
-            slot_bytes=parts.nbytes + head_bytes,  # the fp32 banks hold exactly these tensors
+            tensor_bytes=self._bank_bytes(parts) + head_bytes,
+            slot_bytes=self._bank_bytes(parts) + head_bytes,  # the banks hold exactly these
             backbone=manifest.backbone.fingerprint if manifest else "",
             parents=list(manifest.parents) if manifest else [],
             preprocessing=self._preprocessing(manifest),
@@ -369,6 +380,10 @@ class Runtime:
         log.info("loaded %s in %.1f ms", name, resident.load_seconds * 1000)
         return resident
 
+    def _bank_bytes(self, parts: Parts) -> int:
+        """Bytes of ``parts`` as the banks hold them (``Parts.nbytes`` counts fp32)."""
+        return parts.nbytes * torch.empty(0, dtype=self.bank_dtype).element_size() // 4
+
     def _parts(self, verified: Any) -> Parts:
         """The bank tensors of a verified adapter: its method's serving parts."""
         where = str(verified.path)
@@ -404,7 +419,7 @@ class Runtime:
     def _bank(self, key: tuple, shapes: dict[str, tuple[int, ...]]) -> Bank:
         bank = self.banks.get(key)
         if bank is None:
-            bank = Bank(shapes, device=self.device, dtype=torch.float32)
+            bank = Bank(shapes, device=self.device, dtype=self.bank_dtype)
             with self._lock:
                 self.banks[key] = bank
         return bank
@@ -432,7 +447,7 @@ class Runtime:
         limits; ``None`` when only a pin release can make room. Also returns the room-change
         count seen when that was decided (see :meth:`_wait_for_room`). Caller holds the load
         lock."""
-        incoming = parts.nbytes + head_bytes
+        incoming = self._bank_bytes(parts) + head_bytes
         if self.memory_budget is not None and incoming > self.memory_budget:
             raise ServingError(
                 f"the adapter needs {incoming / 2**20:.1f} MB, more than the whole memory "
@@ -491,7 +506,9 @@ class Runtime:
 
     def _slot_bytes(self, key: tuple, shapes: dict[tuple, dict[str, tuple[int, ...]]]) -> int:
         bank = self.banks.get(key)
-        return bank.slot_bytes if bank is not None else bank_slot_bytes(shapes[key], torch.float32)
+        if bank is not None:
+            return bank.slot_bytes
+        return bank_slot_bytes(shapes[key], self.bank_dtype)
 
     def _deficits(self, need: Counter) -> dict[tuple, int]:
         """Slots each bank lacks for the adapter being loaded."""
