@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import types
@@ -40,7 +41,42 @@ def register(subparsers) -> None:
     )
     add_config_flags(parser, RuntimeConfig)
     add_config_flags(parser, ServerConfig)
+    add_ray_flags(parser)
     parser.set_defaults(func=run)
+
+
+RAY_FLAGS = ("replicas", "ray_address", "max_resident_per_replica", "cpus_per_replica", "routing")
+"""Flags that only apply with --ray (their defaults live in adapterhub.server.scaleout)."""
+
+
+def add_ray_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "scale-out", "several replicas under Ray Serve (install the ray extra)"
+    )
+    group.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve the same API from Ray Serve replicas, each request routed to a replica that "
+        "holds its adapters; starts a local Ray instance unless --ray-address is given",
+    )
+    group.add_argument("--replicas", type=int, metavar="N", help="replicas (default: 2)")
+    group.add_argument(
+        "--ray-address", metavar="ADDR", help="join this Ray cluster, e.g. 10.0.0.5:6379"
+    )
+    group.add_argument(
+        "--max-resident-per-replica",
+        type=int,
+        metavar="M",
+        help="resident adapters per replica before its least recently used is evicted",
+    )
+    group.add_argument(
+        "--cpus-per-replica", type=float, metavar="CPUS", help="Ray CPUs per replica (default: 1)"
+    )
+    group.add_argument(
+        "--routing",
+        metavar="POLICY",
+        help="affinity (default), or for comparison: multiplex, pow2, round-robin",
+    )
 
 
 def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
@@ -113,21 +149,17 @@ def preload(runtime, patterns: list[str]) -> list[str]:
     return list(loaded.values())
 
 
-def run(args: argparse.Namespace) -> int:
-    # Imported here, not at the top: the server pulls in torch and FastAPI (seconds) and the
-    # registry about 0.3 s, while `adapterhub --help` takes 0.08 s without them.
-    import uvicorn
-
+def make_runtime(backbone_name: str, registry: str | None, limits: RuntimeConfig) -> Any:
+    """The backbone and runtime ``serve`` runs: in this process, or in each ``--ray`` replica
+    (which calls this with its own limits)."""
+    # here for a fast `adapterhub --help` (see run)
     from adapterhub.backbone import load_backbone
     from adapterhub.runtime import Runtime
-    from adapterhub.server import create_app
 
-    limits = config_from_args(RuntimeConfig, args)
-    config = config_from_args(ServerConfig, args)  # refuses a bad port or limits before loading
-    backbone = load_backbone(args.backbone, quantize=limits.quantize, dtype=limits.dtype or "auto")
-    runtime = Runtime(
+    backbone = load_backbone(backbone_name, quantize=limits.quantize, dtype=limits.dtype or "auto")
+    return Runtime(
         backbone,
-        registry=args.registry,
+        registry=registry,
         max_resident=limits.max_resident,
         memory_budget_mb=limits.memory_budget_mb,
         max_length=limits.max_length,
@@ -137,13 +169,39 @@ def run(args: argparse.Namespace) -> int:
         dtype=limits.dtype,
         quantize=limits.quantize,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here, not at the top: the server pulls in torch and FastAPI (seconds) and the
+    # registry about 0.3 s, while `adapterhub --help` takes 0.08 s without them.
+    import uvicorn
+
+    from adapterhub.server import create_app
+
+    limits = config_from_args(RuntimeConfig, args)
+    config = config_from_args(ServerConfig, args)  # refuses a bad port or limits before loading
+    if args.ray:
+        # here: Ray is imported only when asked for (and is an optional extra)
+        from adapterhub.server.scaleout.launch import run as run_replicas
+
+        return run_replicas(
+            args,
+            limits,
+            config,
+            make_runtime=functools.partial(make_runtime, args.backbone, args.registry),
+            on_start=functools.partial(preload, patterns=args.preload),
+        )
+    given = [f"--{name.replace('_', '-')}" for name in RAY_FLAGS if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply with --ray; add --ray or drop them")
+    runtime = make_runtime(args.backbone, args.registry, limits)
     loaded = preload(runtime, args.preload)
     if loaded:
         more = " ..." if len(loaded) > 10 else ""
         print(f"preloaded {len(loaded)} adapters: {', '.join(loaded[:10])}{more}", flush=True)
     app = create_app(runtime, config)
     print(
-        f"serving {backbone.name} on http://{config.host}:{config.port} (OpenAPI at /docs)",
+        f"serving {runtime.backbone.name} on http://{config.host}:{config.port} (OpenAPI at /docs)",
         flush=True,
     )
     uvicorn.run(
