@@ -122,6 +122,19 @@ class ServerConfig:
         "Content-Length at once, a chunked body once its bytes pass the limit)",
         metavar="BYTES",
     )
+    read_token: str | None = _option(
+        None,
+        "bearer token the prediction routes, /v1/adapters and /metrics require (the admin token "
+        "passes too); unset leaves them open",
+        metavar="TOKEN",
+        env="ADAPTERHUB_READ_TOKEN",
+    )
+    read_namespaces: str | None = _option(
+        None,
+        "comma-separated namespaces the read routes list and serve, e.g. team,adapterhub; "
+        "others are 404 to all but the admin token (default: every namespace)",
+        metavar="NS[,NS...]",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -137,3 +150,15 @@ class ServerConfig:
         ):
             if value < 1:
                 raise UsageError(f"{flag} {value} would refuse every request; use 1 or more")
+        if self.read_namespaces is not None and not self.visible_namespaces:
+            raise UsageError(
+                f"--read-namespaces {self.read_namespaces!r} names no namespace; list some, "
+                "e.g. team,adapterhub, or leave it out to serve every namespace"
+            )
+
+    @property
+    def visible_namespaces(self) -> frozenset[str] | None:
+        """The namespaces of ``read_namespaces``; None when every namespace is served."""
+        if self.read_namespaces is None:
+            return None
+        return frozenset(n.strip() for n in self.read_namespaces.split(",") if n.strip())

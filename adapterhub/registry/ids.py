@@ -138,7 +138,8 @@ class AdapterId:
     def parse(cls, text: str | AdapterId) -> AdapterId:
         if isinstance(text, AdapterId):
             return text
-        match = _ID_RE.match((text or "").strip())
+        # fullmatch, unstripped: "sentiment/de\n" is no id ($ alone would pass a final newline)
+        match = _ID_RE.fullmatch(text or "")
         if not match:
             raise UsageError(
                 f"{text!r} is not an adapter id; write TASK/LANG[@NAMESPACE][:VERSION], "

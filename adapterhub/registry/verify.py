@@ -15,6 +15,7 @@ import hashlib
 import json
 import struct
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -401,6 +402,12 @@ def check_head(
     ):
         raise IntegrityError(
             f"{where}: metadata 'labels' must list {weight.shape[0]} label names in index order"
+        )
+    repeated = sorted(label for label, count in Counter(labels).items() if count > 1)
+    if repeated:  # scores are keyed by label: two outputs of one name would collapse into one
+        raise IntegrityError(
+            f"{where}: metadata 'labels' names {', '.join(map(repr, repeated))} more than once; "
+            "give each output of the head its own label and save the head again"
         )
     # the task table imports torch and transformers (~9 s cold): `registry list` and `show`
     # never get here, only a verification that reads the tensors anyway

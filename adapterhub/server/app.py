@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 
 from adapterhub.config import ServerConfig
 from adapterhub.runtime import Runtime
 from adapterhub.server import errors
 from adapterhub.server.batching import Batcher
+from adapterhub.server.deps import require_reader
 from adapterhub.server.metrics import Metrics, count_requests
 from adapterhub.server.middleware import BodyLimit, PathCharacters
 from adapterhub.server.routes import admin, docs, ops, predict, tei, web
@@ -60,9 +61,13 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     app.mount(docs.ASSETS_URL, docs.assets(), name="docs-assets")
     # One router per concern; a new one (a web page at GET /, say) is a module in routes/ and
     # one line here.
-    app.include_router(predict.router)
-    app.include_router(tei.router)
+    # the read routes need --read-token when the server has one (then OpenAPI shows it)
+    readers = [Security(require_reader)] if config.read_token else []
+    app.include_router(predict.router, dependencies=readers)
+    app.include_router(tei.router, dependencies=readers)
+    app.include_router(admin.listing, dependencies=readers)
     app.include_router(admin.router)
+    app.include_router(ops.scrape, dependencies=readers)
     app.include_router(ops.router)
     app.include_router(docs.router)
     app.include_router(web.router)

@@ -16,7 +16,7 @@ from fastapi import Depends, Request
 
 from adapterhub.errors import InputTooLongError
 from adapterhub.runtime import Lease, Resident, Row, RowOutput
-from adapterhub.server.deps import BatcherDep, ConfigDep, MetricsDep, RuntimeDep
+from adapterhub.server.deps import BatcherDep, ConfigDep, MetricsDep, RuntimeDep, ViewerDep
 from adapterhub.server.errors import ApiError
 
 T = TypeVar("T")
@@ -30,8 +30,10 @@ class Inference:
         batcher: BatcherDep,
         metrics: MetricsDep,
         config: ConfigDep,
+        viewer: ViewerDep,
     ) -> None:
         self.request = request
+        self.viewer = viewer
         self.runtime = runtime
         self.batcher = batcher
         self.metrics = metrics
@@ -56,8 +58,17 @@ class Inference:
                 )
 
     async def acquire(self, spec: list[str] | None) -> Lease:
-        """Pin the adapters of ``spec`` (loading them on a miss); ``None`` is the bare backbone."""
+        """Pin the adapters of ``spec`` (loading them on a miss); ``None`` is the bare backbone.
+        An adapter outside the namespaces the request may see is 404 (one that names its
+        namespace before anything is loaded)."""
+        for name in spec or ():
+            if not self.viewer.sees(name):
+                raise self.viewer.refuse(name)
         lease = await asyncio.to_thread(self.runtime.acquire, spec)
+        for name, adapter_id in zip(spec or (), lease.ids):
+            if not self.viewer.sees(adapter_id):
+                lease.release()
+                raise self.viewer.refuse(name)
         for adapter_id in lease.ids:
             self.metrics.adapter_requests.labels(adapter_id).inc()
         return lease

@@ -15,6 +15,16 @@ import time
 
 import httpx
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from adapterhub.config import ServerConfig
 from adapterhub.runtime import Runtime
@@ -297,23 +307,32 @@ def test_retry_after_follows_the_measured_tokens_per_second(tiny_backbone, zoo):
     batcher = Batcher(runtime, config)
     batcher.start()
 
-    async def scenario(warm: str, count: int, text: str) -> tuple[int, float]:
+    async def drain(lease, count: int, text: str) -> tuple[int, float]:
+        """Queue ``count`` one-row requests at once: (Retry-After then, seconds to drain)."""
+        rows = [[runtime.encode(text, lease)] for _ in range(count)]
+        started = time.perf_counter()
+        waiting = [asyncio.ensure_future(batcher.submit(r)) for r in rows]
+        await asyncio.sleep(0)  # every submit has queued its rows
+        estimate = batcher.retry_after()
+        await asyncio.gather(*waiting)
+        return estimate, time.perf_counter() - started
+
+    async def issue_case() -> tuple[int, float]:
         with runtime.acquire([ADAPTER]) as lease:
-            for _ in range(8):
-                await batcher.submit([runtime.encode(warm, lease)])
-            rows = [[runtime.encode(text, lease)] for _ in range(count)]
-            started = time.perf_counter()
-            waiting = [asyncio.ensure_future(batcher.submit(r)) for r in rows]
-            await asyncio.sleep(0)  # every submit has queued its rows
-            estimate = batcher.retry_after()
-            await asyncio.gather(*waiting)
-            return estimate, time.perf_counter() - started
+            for _ in range(32):  # a full throughput window of single long rows
+                await batcher.submit([runtime.encode(_words(120), lease)])
+            return await drain(lease, 1500, _words(5))
+
+    async def steady_load() -> tuple[int, float]:
+        with runtime.acquire([ADAPTER]) as lease:
+            await drain(lease, 3000, _words(30))  # the window now holds batches of this load
+            return await drain(lease, 3000, _words(30))
 
     try:
-        estimate, drained = asyncio.run(scenario(_words(120), 1500, _words(5)))
+        estimate, drained = asyncio.run(issue_case())
         assert estimate <= max(2.0, 3 * drained), (estimate, drained)
-        # a long queue measured under its own load: the estimate is the drain time, roughly
-        estimate, drained = asyncio.run(scenario(_words(30), 3000, _words(30)))
+        # a queue measured under its own load: the estimate is about the drain time
+        estimate, drained = asyncio.run(steady_load())
         assert drained / 3 - 1 <= estimate <= 3 * drained + 1, (estimate, drained)
     finally:
         batcher.stop()
@@ -384,3 +403,227 @@ def test_requests_of_disconnected_clients_are_dropped_before_their_forward(tiny_
         served = httpx.post(running.url + "/v1/predict", json={"adapter": ADAPTER, "inputs": ["f"]})
         assert served.status_code == 200
         assert _metric(httpx.get(running.url + "/metrics").text, "adapterhub_batch_size_sum") == 1
+
+
+# ----------------------------------------------------------------------------- one error shape
+
+
+def test_every_status_answers_in_the_one_error_shape(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    runtime.load(ADAPTER)
+    config = ServerConfig(
+        admin_token=TOKEN, max_wait_ms=3000, max_batch_tokens=100_000, max_queue_tokens=30
+    )
+    app = create_app(runtime, config)
+
+    @app.get("/test-only/broken")
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=30) as client:
+        nested = b'{"adapter": "x", "inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        body = {"adapter": ADAPTER, "inputs": [_words(20)]}
+        checks = {
+            400: client.post("/v1/predict", content=nested, headers=JSON),
+            401: client.post("/v1/adapters/topic/x1@bulk:1.0.0:load"),
+            404: client.post("/v1/predict", json={"adapter": "nothing/here", "inputs": ["x"]}),
+            405: client.get("/v1/predict"),
+            413: client.post("/v1/predict", content=b" " * (LIMIT + 1), headers=JSON),
+            422: client.post("/v1/predict", json={"inputs": ["x"]}),
+        }
+        box = {}
+        waiting = threading.Thread(
+            target=lambda: box.update(r=client.post("/v1/predict", json=body))
+        )
+        waiting.start()
+        _wait_metric(running.url, "adapterhub_queue_tokens", 20)
+        checks[429] = client.post("/v1/predict", json=body)
+        waiting.join()
+        assert box["r"].status_code == 200
+        checks[500] = client.get("/test-only/broken")  # last: uvicorn closes its connection
+    for status, response in checks.items():
+        assert response.status_code == status, (status, response.text)
+        assert response.headers["content-type"] == "application/json", status
+        body = response.json()
+        assert set(body) == {"error", "error_type"}, (status, body)
+        assert body["error_type"] and body["error"], (status, body)
+
+
+# ----------------------------------------------------------------------------- ids and labels
+
+
+@pytest.mark.parametrize(
+    "adapter",
+    [ADAPTER + "\n", " " + ADAPTER, ADAPTER + "\t", "sentiment/de\r\n", "sentiment/de@team\x0b"],
+)
+def test_ids_with_whitespace_or_control_characters_are_refused(server, adapter):
+    server.runtime.load(ADAPTER)  # resident: neither a lookup nor a resolve may match it
+    response = httpx.post(server.url + "/v1/predict", json={"adapter": adapter, "inputs": ["x"]})
+    assert "is not an adapter id" in _error(response, 422, "validation")
+
+
+def _duplicate_head(tiny_backbone, folder):
+    from serving_helpers import write_head
+
+    write_head(folder, tiny_backbone.hidden_size, ["pos", "neg", "pos"], "sequence", seed=3)
+
+
+def test_a_head_with_duplicate_labels_is_refused_at_publish(tiny_backbone, tmp_path):
+    from serving_helpers import make_adapter
+
+    from adapterhub.errors import IntegrityError
+    from adapterhub.registry import publish
+
+    folder = make_adapter(tiny_backbone, tmp_path / "dup", "lora", 5, ["a", "b", "c"])
+    _duplicate_head(tiny_backbone, folder)
+    with pytest.raises(IntegrityError, match="'pos' more than once"):
+        publish(folder, "sentiment/xx@team:1.0.0", backbone=tiny_backbone, store=tmp_path / "r")
+
+
+def test_an_entry_with_duplicate_labels_is_refused_at_load(tiny_backbone, zoo, tmp_path):
+    """An entry published before the check (here: its head rewritten, the manifest to match)."""
+    import hashlib
+    import json
+
+    registry = tmp_path / "registry"
+    shutil.copytree(zoo.registry, registry)
+    entry = registry / "team" / "topic" / "en" / "1.0.0"
+    _duplicate_head(tiny_backbone, entry)
+    manifest = json.loads((entry / "manifest.json").read_text())
+    head = (entry / "head.safetensors").read_bytes()
+    manifest["files"]["head.safetensors"] = {
+        "bytes": len(head),
+        "sha256": hashlib.sha256(head).hexdigest(),
+    }
+    manifest["labels"] = ["pos", "neg", "pos"]
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    with ServerThread(create_app(Runtime(tiny_backbone, registry=registry))) as running:
+        response = httpx.post(
+            running.url + "/v1/predict", json={"adapter": "topic/en@team:1.0.0", "inputs": ["x"]}
+        )
+    assert "'pos' more than once" in _error(response, 422, "integrity")
+
+
+# ----------------------------------------------------------------------------- read auth
+
+
+READER = "reader-token"
+READ_ROUTES = [
+    ("POST", "/v1/predict", {"adapter": ADAPTER, "inputs": ["gut"]}, {}),
+    ("POST", f"/predict/{ADAPTER}", {"inputs": "gut"}, {}),
+    ("POST", "/predict", {"inputs": "gut"}, {"X-Adapter-Id": ADAPTER}),
+    ("POST", "/embed", {"inputs": "gut"}, {}),
+    ("GET", "/v1/adapters", None, {}),
+    ("GET", "/metrics", None, {}),
+]
+
+
+def test_a_read_token_guards_the_read_routes_and_openapi_shows_it(tiny_backbone, zoo):
+    config = ServerConfig(admin_token=TOKEN, read_token=READER)
+    app = create_app(Runtime(tiny_backbone, registry=zoo.registry), config)
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=30) as client:
+        for method, path, body, headers in READ_ROUTES:
+            for token in (None, "wrong", TOKEN.upper()):
+                sent = {**headers, **({"Authorization": f"Bearer {token}"} if token else {})}
+                refused = client.request(method, path, json=body, headers=sent)
+                assert "--read-token" in _error(refused, 401, "unauthorized"), path
+                assert refused.headers["www-authenticate"] == "Bearer"
+            for token in (READER, TOKEN):
+                sent = {**headers, "Authorization": f"Bearer {token}"}
+                answered = client.request(method, path, json=body, headers=sent)
+                assert answered.status_code == 200, (path, answered.text)
+        for path in ("/healthz", "/readyz", "/openapi.json", "/docs"):
+            assert client.get(path).status_code == 200, path
+        spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["readToken"]
+    assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
+    assert "--read-token" in scheme["description"]
+    for method, path, _, _ in READ_ROUTES:
+        path = path.replace(ADAPTER, "{adapter_id}")
+        assert spec["paths"][path][method.lower()]["security"] == [{"readToken": []}], path
+    assert spec["paths"]["/v1/adapters/{adapter_id}"]["post"]["security"] == [{"adminToken": []}]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_read_namespaces_limit_what_is_listed_and_served(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry)
+    runtime.load("topic/x0@bulk:1.0.0")
+    config = ServerConfig(admin_token=TOKEN, read_namespaces="team, adapterhub")
+    admin = {"Authorization": f"Bearer {TOKEN}"}
+    app = create_app(runtime, config)
+    with ServerThread(app) as running, httpx.Client(base_url=running.url, timeout=30) as client:
+        bulk = {"adapter": "topic/x0@bulk:1.0.0", "inputs": ["x"]}
+        assert client.post("/v1/predict", json=bulk, headers=admin).status_code == 200
+        seen = client.post("/v1/predict", json={"adapter": ADAPTER, "inputs": ["x"]})
+        assert seen.status_code == 200
+        for request in (
+            client.post("/v1/predict", json=bulk),
+            client.post("/v1/predict", json={**bulk, "adapter": "topic/x5@bulk:1.0.0"}),
+            client.post(
+                "/v1/predict",
+                json={"stack": ["lang/de@team:1.0.0", bulk["adapter"]]} | {"inputs": ["x"]},
+            ),
+            client.post("/predict/topic/x0@bulk:1.0.0", json={"inputs": "x"}),
+            client.post("/embed", json={"inputs": "x"}, headers={"X-Adapter-Id": "topic/x0@bulk"}),
+        ):
+            assert "(adapterhub, team)" in _error(request, 404, "not_found")
+        assert "topic/x5@bulk:1.0.0" not in runtime.residents  # refused before any load
+        listed = client.get("/v1/adapters").json()
+        everything = client.get("/v1/adapters", headers=admin).json()
+        metrics = client.get("/metrics").text
+        all_metrics = client.get("/metrics", headers=admin).text
+    ids = listed["available"] + [r["id"] for r in listed["resident"]]
+    assert {i.split("@")[1].split(":")[0] for i in ids} == {"team", "adapterhub"}
+    assert ADAPTER in [r["id"] for r in listed["resident"]]
+    assert "topic/x0@bulk:1.0.0" in [r["id"] for r in everything["resident"]]
+    assert "sentiment/it@other:1.0.0" in everything["available"]
+    assert f'adapter="{ADAPTER}"' in metrics and "@bulk" not in metrics
+    assert 'adapter="topic/x0@bulk:1.0.0"' in all_metrics
+
+
+# ----------------------------------------------------------------------------- schemathesis
+
+FUZZ_EXAMPLES = 10
+"""Per operation and generation mode (valid and invalid requests)."""
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(tiny_backbone, zoo):
+    runtime = Runtime(tiny_backbone, registry=zoo.registry, max_resident=4)
+    config = ServerConfig(admin_token=TOKEN, max_wait_ms=1, max_inputs=8, max_chars=200)
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    failures: list[str] = []
+    with ServerThread(create_app(runtime, config)) as running:
+        schema = schemathesis.openapi.from_url(running.url + "/openapi.json")
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) >= 8
+        for operation in operations:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+                @settings(
+                    max_examples=FUZZ_EXAMPLES,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    suppress_health_check=list(HealthCheck),
+                )
+                @given(case=operation.as_strategy(generation_mode=mode))
+                def fuzz(case) -> None:
+                    case.call_and_validate(
+                        base_url=running.url,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        checks=checks,
+                        timeout=30,
+                    )
+
+                try:
+                    fuzz()
+                except Unsatisfiable:  # no parameter or body to make invalid
+                    assert mode is GenerationMode.NEGATIVE, operation.label
+                except Exception as exc:  # collect every operation's failure, then report all
+                    failures.append(f"{operation.label} ({mode}): {exc}")
+    assert not failures, "\n\n".join(failures)

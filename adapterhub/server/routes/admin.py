@@ -1,5 +1,6 @@
-"""The adapter pool: ``GET /v1/adapters`` for anyone; loading and unloading need the admin token
-(``Authorization: Bearer TOKEN``, shown in OpenAPI as the ``adminToken`` scheme)."""
+"""The adapter pool: ``GET /v1/adapters`` (``listing``) for any reader; loading and unloading
+(``router``) need the admin token (``Authorization: Bearer TOKEN``, shown in OpenAPI as the
+``adminToken`` scheme)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,23 @@ import asyncio
 from fastapi import APIRouter, Security
 
 from adapterhub.registry.resolver import Resolver
-from adapterhub.server.deps import RuntimeDep, require_admin
+from adapterhub.server.deps import RuntimeDep, ViewerDep, require_admin
 from adapterhub.server.errors import ERROR_RESPONSES, ApiError
 from adapterhub.server.schemas import AdapterInfo, AdaptersResponse, UnloadResponse
 
 router = APIRouter()
+listing = APIRouter()  # a read route: create_app adds the read token's check when there is one
 LOAD_ACTION = ":load"
 
 
-@router.get("/v1/adapters", response_model=AdaptersResponse, tags=["adapters"])
-async def adapters(runtime: RuntimeDep) -> AdaptersResponse:
+@listing.get("/v1/adapters", response_model=AdaptersResponse, tags=["adapters"])
+async def adapters(runtime: RuntimeDep, viewer: ViewerDep) -> AdaptersResponse:
     """Resident adapters (with their use), every adapter the registry offers, and the yanked
-    versions it holds (never loaded)."""
-    available = await asyncio.to_thread(runtime.available)
+    versions it holds (never loaded); only those in the namespaces the request may see."""
+    available = [a for a in await asyncio.to_thread(runtime.available) if viewer.sees(a)]
     yanked = await asyncio.to_thread(_yanked, runtime.registry)
-    resident = [AdapterInfo(**r) for r in runtime.describe_residents()]
+    yanked = {a: why for a, why in yanked.items() if viewer.sees(a)}
+    resident = [AdapterInfo(**r) for r in runtime.describe_residents() if viewer.sees(r["id"])]
     return AdaptersResponse(
         resident=resident, available=available, yanked=yanked, stats=runtime.stats()
     )
