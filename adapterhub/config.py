@@ -90,7 +90,10 @@ class ServerConfig:
     host: str = _option("127.0.0.1", "address to listen on; 0.0.0.0 listens on every interface")
     port: int = _option(8080, "TCP port to listen on")
     max_batch_tokens: int = _option(
-        8192, "padded tokens (rows x longest row) in one batched forward", metavar="TOKENS"
+        8192,
+        "token ids in one batch; it runs in forwards of similar lengths, each padded to at most "
+        "this many tokens (rows x longest row)",
+        metavar="TOKENS",
     )
     max_wait_ms: float = _option(
         5.0,

@@ -1,9 +1,13 @@
 """Dynamic batching across concurrent requests, with a queue bounded by the work it holds.
 
 Requests put their rows (already tokenised, adapters already pinned) on one queue. One worker
-thread takes the oldest request, then keeps adding whole requests while the padded batch stays
-within ``max_batch_tokens`` and the oldest has waited less than ``max_wait_ms``, and runs ONE
-forward for all of them, whatever adapters they use.
+thread takes the oldest request, then adds the other queued requests, oldest first, that fit in
+``max_batch_tokens`` real tokens (one that does not fit waits for a later batch, which takes it
+first once it is the oldest), while the oldest has waited less than ``max_wait_ms``. The batch
+runs in sub-batches of similar length (:func:`adapterhub.runtime.padding.sub_batches`, shortest
+first, each forward padded to at most ``max_batch_tokens``), whatever adapters they use, and
+each request is answered as soon as its last row's sub-batch is done: real traffic is ragged,
+and a short review neither pays for the padding to a long one nor waits for its forward.
 
 The queue holds at most ``max_queue_tokens`` token ids (and ``max_queue`` inputs): a request
 that would pass either is refused at once (:class:`OverloadError`, HTTP 429) instead of growing
@@ -27,6 +31,7 @@ from typing import Any
 
 from adapterhub.config import ServerConfig
 from adapterhub.errors import InputTooLongError, OverloadError, ServingError
+from adapterhub.runtime.padding import sub_batches
 
 log = logging.getLogger(__name__)
 
@@ -183,22 +188,25 @@ class Batcher:
                 return None
             first = self._queue.popleft()
             taken = [first]
-            rows, longest = len(first.rows), first.longest
+            tokens = first.tokens
             deadline = first.enqueued + self.max_wait
             while True:
-                while self._queue:
-                    nxt = self._queue[0]
-                    width = max(longest, nxt.longest)
-                    if (rows + len(nxt.rows)) * width > self.max_batch_tokens:
-                        break
-                    self._queue.popleft()
-                    taken.append(nxt)
-                    rows, longest = rows + len(nxt.rows), width
-                else:
-                    remaining = deadline - time.perf_counter()
-                    if remaining > 0 and not self._stop and rows * longest < self.max_batch_tokens:
-                        self._cond.wait(remaining)
-                        continue
+                # oldest first; one that does not fit stays queued (it is taken first once it
+                # is the oldest), so a later, shorter one may still fill the budget
+                left_over: deque[_Work] = deque()
+                for work in self._queue:
+                    if tokens + work.tokens <= self.max_batch_tokens:
+                        taken.append(work)
+                        tokens += work.tokens
+                    else:
+                        left_over.append(work)
+                self._queue = left_over
+                # wait for more only while nothing queued is left over and there is room
+                remaining = deadline - time.perf_counter()
+                room = not self._queue and tokens < self.max_batch_tokens
+                if remaining > 0 and not self._stop and room:
+                    self._cond.wait(remaining)
+                    continue
                 break
             live = [w for w in taken if w.state == "queued"]
             for work in live:
@@ -216,42 +224,55 @@ class Batcher:
                 return
             if not taken:
                 continue
-            started = time.perf_counter()
-            rows = [row for work in taken for row in work.rows]
             try:
-                outputs = []
-                for chunk in self._chunks(rows):
-                    outputs += self.runtime.forward(chunk)
-            except BaseException as exc:  # deliver the failure to every waiting request
-                log.exception("batch of %d rows failed", len(rows))
-                for work in taken:
-                    work.loop.call_soon_threadsafe(_fail, work.future, exc)
-                continue
+                self._run_batch(taken)
             finally:
                 self._running_tokens = 0
-            elapsed = time.perf_counter() - started
-            self.throughput.add(row_tokens(rows), elapsed)
-            if self.metrics:
-                self.metrics.observe_batch(taken, rows, started, elapsed)
-            position = 0
-            for work in taken:
-                mine = outputs[position : position + len(work.rows)]
-                position += len(work.rows)
-                work.loop.call_soon_threadsafe(_succeed, work.future, mine)
 
-    def _chunks(self, rows: list[Any]) -> Iterator[list[Any]]:
-        """One request larger than max_batch_tokens runs in several forwards."""
-        chunk: list[Any] = []
-        longest = 0
-        for row in rows:
-            width = max(longest, len(row.input_ids))
-            if chunk and (len(chunk) + 1) * width > self.max_batch_tokens:
-                yield chunk
-                chunk, width = [], len(row.input_ids)
-            chunk.append(row)
-            longest = width
-        if chunk:
-            yield chunk
+    def _run_batch(self, taken: list[_Work]) -> None:
+        """The batch's forwards, shortest rows first; each request is answered when its last
+        row is done (a failure goes to every request not answered yet)."""
+        rows = [(work, index) for work in taken for index in range(len(work.rows))]
+        outputs: dict[int, list[Any]] = {id(work): [None] * len(work.rows) for work in taken}
+        left = {id(work): len(work.rows) for work in taken}
+        started_work: set[int] = set()
+        for forward in self._forwards([w.rows[i] for w, i in rows]):
+            batch = [rows[i] for i in forward]
+            batch_rows = [work.rows[index] for work, index in batch]
+            first_time = []
+            for work, _ in batch:
+                if id(work) not in started_work:
+                    started_work.add(id(work))
+                    first_time.append(work)
+            started = time.perf_counter()
+            try:
+                results = self.runtime.forward(batch_rows)
+            except BaseException as exc:  # deliver the failure to every waiting request
+                log.exception("a forward of %d rows failed", len(batch_rows))
+                for work in taken:
+                    if left[id(work)]:
+                        work.loop.call_soon_threadsafe(_fail, work.future, exc)
+                return
+            elapsed = time.perf_counter() - started
+            tokens = row_tokens(batch_rows)
+            self.throughput.add(tokens, elapsed)
+            self._running_tokens = max(0, self._running_tokens - tokens)
+            if self.metrics:
+                self.metrics.observe_batch(first_time, batch_rows, started, elapsed)
+            for (work, index), output in zip(batch, results):
+                outputs[id(work)][index] = output
+                left[id(work)] -= 1
+                if not left[id(work)]:
+                    work.loop.call_soon_threadsafe(_succeed, work.future, outputs[id(work)])
+
+    def _forwards(self, rows: list[Any]) -> Iterator[list[int]]:
+        """Indices of ``rows`` per forward: sub-batches of similar length, shortest first, each
+        cut so that rows x longest stays within max_batch_tokens."""
+        for group in sub_batches([len(row.input_ids) for row in rows]):
+            longest = max(len(rows[i].input_ids) for i in group)
+            per_forward = max(1, self.max_batch_tokens // max(1, longest))
+            for start in range(0, len(group), per_forward):
+                yield group[start : start + per_forward]
 
 
 def _succeed(future: asyncio.Future, value: Any) -> None:
