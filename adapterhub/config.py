@@ -73,6 +73,17 @@ class RuntimeConfig:
         "benchmarks/README.md for its accuracy); default: none",
         metavar="KIND",
     )
+    require_signature: bool = _option(
+        False,
+        "load only adapters signed by a trusted key (--trusted-key, or `adapterhub config set "
+        "trusted_keys`); a signature is verified wherever there is one, with or without this",
+    )
+    trusted_keys: tuple[str, ...] = _option(
+        (),
+        "a public key (PEM) whose signatures are trusted; repeatable",
+        flag="--trusted-key",
+        metavar="PEM",
+    )
 
     def __post_init__(self) -> None:
         if self.dtype not in (None, "fp32", "bf16"):

@@ -75,6 +75,10 @@ class IntegrityError(RegistryError):
     exit_code = 5
 
 
+class UntrustedError(IntegrityError):
+    """An entry is unsigned, or signed by a key no policy trusts, where a signature is required."""
+
+
 class BackboneMismatchError(IntegrityError):
     """An adapter was trained on a different backbone than the one loading it."""
 

@@ -14,10 +14,14 @@ import json
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "config",
-        help="your settings (namespace)",
+        help="your settings (namespace, signing keys)",
         description="Settings kept in $ADAPTERHUB_HOME/config.json. namespace: the namespace of "
         "what you train, publish or import without naming one (default `local`; "
-        "$ADAPTERHUB_NAMESPACE wins over the file; `adapterhub` is the built-in store's).",
+        "$ADAPTERHUB_NAMESPACE wins over the file; `adapterhub` is the built-in store's). "
+        "signing_key: the EC private key (PEM) publish and train sign with; trusted_keys: "
+        "public keys (comma-separated PEM files) whose signatures you trust; require_signature: "
+        "yes refuses entries not signed by one of them (pull, import, serving). "
+        "`adapterhub config list` shows them all.",
     )
     commands = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
@@ -41,8 +45,9 @@ def register(subparsers) -> None:
 
 def _settings():
     # Imported here like every command's library code, to keep `adapterhub --help` fast; the
-    # registry's ids module defines the namespace setting.
+    # registry's ids module defines the namespace setting, its signing module the key settings.
     import adapterhub.registry.ids  # noqa: F401
+    import adapterhub.registry.signing  # noqa: F401
     from adapterhub import userconfig
 
     return userconfig

@@ -36,6 +36,30 @@ def _store_arg(parser: argparse.ArgumentParser, what: str = "the local store") -
     )
 
 
+def _signature_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="refuse an entry not signed by a trusted key (a signature is verified wherever "
+        "there is one, with or without this)",
+    )
+    parser.add_argument(
+        "--trusted-key",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="a public key whose signatures you trust (repeatable; added to `adapterhub config "
+        "set trusted_keys`)",
+    )
+
+
+def _policy(args: argparse.Namespace):
+    """Your settings plus this command's --require-signature / --trusted-key."""
+    from adapterhub.registry.signing import SignaturePolicy
+
+    return SignaturePolicy.configured().also(args.require_signature, args.trusted_key)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "registry",
@@ -90,6 +114,17 @@ def register(subparsers) -> None:
     publish.add_argument("--parent", action="append", default=[], help="parent adapter id")
     publish.add_argument("--license", default="apache-2.0")
     publish.add_argument("--description", default="")
+    signing = publish.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--sign",
+        metavar="KEY",
+        default=None,
+        help="sign the entry (every file, manifest included) with this EC private key (PEM), "
+        "OpenSSF model-signing; default: `adapterhub config set signing_key` if set",
+    )
+    signing.add_argument(
+        "--no-sign", action="store_true", help="do not sign, even with a configured key"
+    )
     _store_arg(publish)
     publish.set_defaults(func=run_publish)
 
@@ -102,6 +137,7 @@ def register(subparsers) -> None:
     )
     pull.add_argument("id")
     pull.add_argument("--from", dest="source", default=None, help="remote name or URL")
+    _signature_args(pull)
     _store_arg(pull)
     pull.set_defaults(func=run_pull)
 
@@ -116,10 +152,18 @@ def register(subparsers) -> None:
     _store_arg(push)
     push.set_defaults(func=run_push)
 
-    verify = commands.add_parser("verify", help="check hashes, weights and shapes")
+    verify = commands.add_parser(
+        "verify",
+        help="check hashes, weights, shapes, backbone and signature",
+        description="For each entry: its files against their sha256, its weights and head, "
+        "its backbone fingerprint (with --backbone) and its signature (valid with the key id, "
+        "invalid, or unsigned). Exit status 5 when any entry has a problem.",
+    )
     verify.add_argument("id", nargs="?")
     verify.add_argument("--all", action="store_true")
     verify.add_argument("--backbone", default=None, help="also check against this backbone")
+    verify.add_argument("--json", action="store_true")
+    _signature_args(verify)
     _store_arg(verify)
     verify.set_defaults(func=run_verify)
 
@@ -156,6 +200,7 @@ def register(subparsers) -> None:
     )
     imp.add_argument("--labels", default=None, help="comma-separated label names")
     imp.add_argument("--task-type", choices=["sequence", "token"], default=None)
+    _signature_args(imp)
     _store_arg(imp)
     imp.set_defaults(func=run_import)
 
@@ -165,6 +210,7 @@ def register(subparsers) -> None:
     add.add_argument("name")
     add.add_argument("url", help="oci://host[:port]/repo, s3://..., file://..., or a folder")
     add.add_argument("--read-only", action="store_true")
+    _signature_args(add)
     add.set_defaults(func=run_remote_add)
     rlist = remote_commands.add_parser("list", help="list remotes")
     rlist.add_argument("--json", action="store_true")
@@ -274,6 +320,7 @@ def run_publish(args: argparse.Namespace) -> int:
         license=args.license,
         description=args.description,
         store=args.store,
+        sign=False if args.no_sign else args.sign,
     )
     print(f"published {manifest.id} to {_store_name(args.store)}")
     return 0
@@ -282,7 +329,8 @@ def run_publish(args: argparse.Namespace) -> int:
 def run_pull(args: argparse.Namespace) -> int:
     from adapterhub import registry
 
-    print(registry.pull_entry(args.id, args.source, store=args.store).describe())
+    copied = registry.pull_entry(args.id, args.source, store=args.store, signatures=_policy(args))
+    print(copied.describe())
     return 0
 
 
@@ -308,14 +356,21 @@ def run_verify(args: argparse.Namespace) -> int:
         from adapterhub.backbone import load_backbone
 
         backbone = load_backbone(args.backbone)
-    results = registry.verify(None if args.all else args.id, store=args.store, backbone=backbone)
-    bad = 0
-    for aid, problem in results:
-        print(
-            f"{'ok ' if problem is None else 'BAD'} {aid}{'' if problem is None else ': ' + problem}"
-        )
-        bad += problem is not None
-    return 5 if bad else 0
+    from adapterhub.registry.audit import audit
+
+    reports = audit(
+        None if args.all else args.id,
+        store=registry.local_store(args.store),
+        backbone=backbone,
+        signatures=_policy(args),
+    )
+    if args.json:
+        print(json.dumps([report.to_dict() for report in reports], indent=2))
+    for report in reports if not args.json else []:
+        print(f"{'ok ' if report.ok else 'BAD'} {report.id}: {report.describe()}")
+        if report.problem:
+            print(f"    {report.problem}")
+    return 0 if all(report.ok for report in reports) else 5
 
 
 def run_yank(args: argparse.Namespace) -> int:
@@ -363,6 +418,7 @@ def run_import(args: argparse.Namespace) -> int:
         labels=labels,
         task_type=args.task_type,
         store=args.store,
+        signatures=_policy(args),
     )
     print(f"imported {manifest.id} into {_store_name(args.store)}")
     return 0
@@ -371,8 +427,15 @@ def run_import(args: argparse.Namespace) -> int:
 def run_remote_add(args: argparse.Namespace) -> int:
     from adapterhub.registry import remotes
 
-    remotes.add_remote(args.name, args.url, read_only=args.read_only)
-    print(f"added remote {args.name} -> {args.url}")
+    remotes.add_remote(
+        args.name,
+        args.url,
+        read_only=args.read_only,
+        require_signature=args.require_signature,
+        trusted_keys=args.trusted_key,
+    )
+    policy = "  (requires a signature by a trusted key)" if args.require_signature else ""
+    print(f"added remote {args.name} -> {args.url}{policy}")
     return 0
 
 
@@ -384,7 +447,11 @@ def run_remote_list(args: argparse.Namespace) -> int:
         print(json.dumps(listed, indent=2))
         return 0
     for name, info in listed.items():
-        print(f"{name:<16} {info['url']}{'  (read-only)' if info.get('read_only') else ''}")
+        notes = "  (read-only)" if info.get("read_only") else ""
+        if info.get("require_signature"):
+            keys = len(info.get("trusted_keys") or [])
+            notes += f"  (requires a signature by one of {keys} trusted keys)"
+        print(f"{name:<16} {info['url']}{notes}")
     return 0
 
 

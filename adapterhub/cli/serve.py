@@ -89,18 +89,26 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
         text = meta["help"]
         if meta.get("env"):
             text += f" (default: ${meta['env']})"
-        elif item.default not in (None, ""):
+        elif item.default not in (None, "", ()) and not isinstance(item.default, bool):
             text += f" (default: {item.default})"
         target = parser
         if meta.get("group"):
             if meta["group"] not in groups:
                 groups[meta["group"]] = parser.add_mutually_exclusive_group()
             target = groups[meta["group"]]
+        flag = meta.get("flag", "--" + item.name.replace("_", "-"))
+        if hints[item.name] is bool:  # a switch: off unless given
+            target.add_argument(
+                flag, dest=item.name, action="store_true", help=text.replace("%", "%%")
+            )
+            continue
+        repeated = hints[item.name] == tuple[str, ...]  # one value per use of the flag
         target.add_argument(
-            meta.get("flag", "--" + item.name.replace("_", "-")),
+            flag,
             dest=item.name,
-            type=_scalar(hints[item.name], item.name),
-            default=item.default,
+            type=str if repeated else _scalar(hints[item.name], item.name),
+            action="append" if repeated else "store",
+            default=None if repeated else item.default,
             metavar=meta.get("metavar"),
             help=text.replace("%", "%%"),
         )
@@ -113,6 +121,8 @@ def config_from_args(config_class: type, args: argparse.Namespace) -> Any:
         value = getattr(args, item.name)
         if value is None and item.metadata.get("env"):
             value = os.environ.get(item.metadata["env"]) or None
+        if isinstance(item.default, tuple):  # a repeatable flag: what was given, in order
+            value = tuple(value or item.default)
         values[item.name] = value
     return config_class(**values)
 
@@ -168,6 +178,8 @@ def make_runtime(backbone_name: str, registry: str | None, limits: RuntimeConfig
         room_wait_s=limits.room_wait_s,
         dtype=limits.dtype,
         quantize=limits.quantize,
+        require_signature=limits.require_signature,
+        trusted_keys=limits.trusted_keys,
     )
 
 

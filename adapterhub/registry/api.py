@@ -26,6 +26,7 @@ from adapterhub.errors import (
     UsageError,
 )
 from adapterhub.preprocessing import Preprocessing
+from adapterhub.registry.audit import audit
 from adapterhub.registry.bundle import extract_bundle, write_bundle
 from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, user_namespace
 from adapterhub.registry.manifest import (
@@ -34,6 +35,7 @@ from adapterhub.registry.manifest import (
     CARD,
     MANIFEST,
     PAYLOAD_FILES,
+    SIGNATURE_FILES,
     YANKED,
     BackboneRef,
     FileInfo,
@@ -42,14 +44,21 @@ from adapterhub.registry.manifest import (
     render_card,
     utc_now,
 )
-from adapterhub.registry.remotes import project_registry_dir
+from adapterhub.registry.remotes import PROJECT_REMOTE, list_remotes, project_registry_dir
 from adapterhub.registry.resolver import (
+    LOCAL,
     NamedStore,
     Resolution,
     Resolver,
     is_project_store,
     named,
     namespaces_for,
+)
+from adapterhub.registry.signing import (
+    SignaturePolicy,
+    check_entry,
+    configured_signing_key,
+    sign_entry,
 )
 from adapterhub.registry.stores import LocalStore, Store, open_store
 from adapterhub.registry.verify import (
@@ -113,6 +122,7 @@ def publish(
     created_by: str | None = None,
     description: str = "",
     store: str | Path | Store | None = None,
+    sign: str | Path | bool | None = None,
 ) -> Manifest:
     """Publish the adapter folder ``adapter_dir`` as the version ``adapter_id``.
 
@@ -128,6 +138,10 @@ def publish(
     language adapter); ``labels`` defaults to the head's. Computes every file's sha256, writes
     the model card, then commits the manifest atomically. Raises :class:`ConflictError` when the
     version exists, :class:`IntegrityError` when the files fail verification.
+
+    ``sign``: an EC private key (PEM) that signs every file of the entry, manifest included
+    (:mod:`adapterhub.registry.signing`); None signs with the configured ``signing_key`` if
+    there is one, False not at all.
     """
     aid = publish_id(adapter_id)
     ref = _backbone_ref(backbone)
@@ -189,6 +203,13 @@ def publish(
                 digest, size = sha256_file(staging / name)
                 files[name] = FileInfo(sha256=digest, bytes=size)
         manifest = manifest.model_copy(update={"files": files})
+        key = configured_signing_key() if sign is None or sign is True else sign or None
+        if sign is True and key is None:
+            raise UsageError("nothing to sign with: give --sign KEY or set signing_key")
+        if key is not None:
+            (staging / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+            sign_entry(staging, key)
+            (staging / MANIFEST).unlink()  # the store writes these bytes as its commit point
         target.put(staging, manifest)
     log.info("published %s to %s", aid, target)
     return manifest
@@ -379,6 +400,12 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
     """Put an already verified entry; an identical existing copy is fine."""
     aid = manifest.adapter_id
     _check_builtin_copy(aid, manifest, target)
+    signed = any((folder / name).is_file() for name in SIGNATURE_FILES)
+    if signed and (folder / MANIFEST).read_bytes() != manifest.to_json().encode():
+        raise IntegrityError(
+            f"the manifest.json of {aid} is not in the form this adapterhub writes, so its "
+            "signature would not survive the copy; upgrade adapterhub, or copy the entry's folder"
+        )
     was_yanked = (folder / YANKED).is_file()
     for extra in (YANKED, MANIFEST):
         (folder / extra).unlink(missing_ok=True)
@@ -397,24 +424,40 @@ def _put_copy(target: Store, folder: Path, manifest: Manifest) -> Manifest:
     return target.read_manifest(aid)
 
 
+def _policy(
+    signatures: SignaturePolicy | None, source: NamedStore | None = None
+) -> SignaturePolicy:
+    """``signatures`` (default: the user's settings), plus the policy of the remote an entry
+    comes from (its remotes.json entry: ``remote add --require-signature --trusted-key``)."""
+    policy = signatures if signatures is not None else SignaturePolicy.configured()
+    if source is None or source.name in (LOCAL, PROJECT_REMOTE, source.url):
+        return policy  # not a named remote: no remotes.json read on the serving load path
+    return policy.merged(SignaturePolicy.of_remote(list_remotes().get(source.name)))
+
+
 def pull_entry(
     adapter_id: str | AdapterId | Resolution,
     source: str | Store | None = None,
     *,
     store: str | Path | Store | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> Copied:
     """Copy an entry into the local store, verifying every file's sha256 first, and say what
     happened. ``source`` (a remote name, URL or store) is the one store to resolve in; without
     it the id resolves as everywhere else (the local store first: an entry already here is
     "already present"). The local store holding the same id with other bytes is a
-    :class:`ConflictError` naming both; nothing is written when the source fails or refuses."""
+    :class:`ConflictError` naming both; nothing is written when the source fails or refuses.
+    A signature is verified where the entry has one; ``signatures`` (default: your settings) and
+    the source remote's policy may require one by a trusted key."""
     local = NamedStore("local", local_store(store))
     if source:
         found = resolution(adapter_id, store=Resolver([named(source)]))
     else:
         found = resolution(adapter_id, store=Resolver.default(local.store))
     aid = found.id
+    policy = _policy(signatures, found.source)
     if local.store.exists(aid):
+        check_entry(local.store.entry_path(aid), policy, what=f"{aid} in {local}")
         existing = local.store.read_manifest(aid)
         if not _same_files(existing, found.manifest):
             raise ConflictError(
@@ -429,6 +472,7 @@ def pull_entry(
         return Copied(found, local, existing, copied=False)
     with _workdir(local.store, "pull") as tmp:
         manifest = _fetch_verified(found.store, aid, tmp)
+        check_entry(tmp, policy, what=f"{aid} from {found.source}")
         if found.yanked:  # a yank in any store travels with the copy
             (tmp / YANKED).write_text("{}")
             manifest.yanked_reason = found.yanked_reason or f"yanked in {found.source.name}"
@@ -483,22 +527,27 @@ def resolve(
     store: str | Path | Store | Resolver | None = None,
     sources: Sequence[Store | str] | None = None,
     verify: bool = True,
+    signatures: SignaturePolicy | None = None,
 ) -> Path:
     """The local folder of a verified entry, pulling it on a miss.
 
     ``sentiment/de`` resolves as :func:`find` says. Entries of local directory stores (the
     project's ``registry/``) are used in place, not copied; entries of network stores are
     pulled into the local store (the default one when ``store`` is itself a remote, as a
-    serving replica may be given). With ``backbone``, the fingerprint and shapes are checked.
+    serving replica may be given). With ``backbone``, the fingerprint and shapes are checked;
+    with ``verify``, a signature too, under ``signatures`` (default: your settings).
     """
     found = resolution(adapter_id, store=store, sources=sources)
     path = found.path
     if path is None:
         target = _resolver(store, sources).local.store
         cache = target if isinstance(target, LocalStore) else local_store(None)
-        path = pull_entry(found, store=cache).target.store.entry_path(found.id)
+        path = pull_entry(found, store=cache, signatures=signatures).target.store.entry_path(
+            found.id
+        )
     if verify:
         verify_adapter_dir(path, backbone, require_manifest=True, expected_id=str(found.id))
+        check_entry(path, _policy(signatures, found.source), what=found.describe())
     return path
 
 
@@ -508,12 +557,17 @@ def open_adapter(
     *,
     store: str | Path | Store | Resolver | None = None,
     sources: Sequence[Store | str] | None = None,
+    signatures: SignaturePolicy | None = None,
 ) -> VerifiedAdapter:
     """Resolve and verify in one pass: the verified tensors, head, labels and manifest (what the
-    runtime loads into a slot). A yanked version is refused (:class:`YankedError`)."""
+    runtime loads into a slot). A yanked version is refused (:class:`YankedError`); a signature
+    is verified where there is one, and ``signatures`` (default: your settings) may require
+    one (:class:`UntrustedError`)."""
     found = resolution(adapter_id, store=store, sources=sources).require_servable()
-    path = resolve(found, store=store, sources=sources, verify=False)
-    return verify_adapter_dir(path, backbone, require_manifest=True, expected_id=str(found.id))
+    path = resolve(found, store=store, sources=sources, verify=False, signatures=signatures)
+    verified = verify_adapter_dir(path, backbone, require_manifest=True, expected_id=str(found.id))
+    check_entry(path, _policy(signatures, found.source), what=found.describe())
+    return verified
 
 
 # --------------------------------------------------------------------------- maintenance
@@ -524,24 +578,13 @@ def verify(
     *,
     store: str | Path | Store | None = None,
     backbone: Any = None,
+    signatures: SignaturePolicy | None = None,
 ) -> list[tuple[str, str | None]]:
-    """Check one entry or every entry of a local store: ``[(id, None | error message)]``."""
-    local = local_store(store)
-    ids = (
-        [Resolver.only(local).resolve(adapter_id).id]
-        if adapter_id
-        else sorted(local.ids(), key=lambda a: (a.namespace, a.task, a.lang, a.version))
-    )
-    results = []
-    for aid in ids:
-        try:
-            verify_adapter_dir(
-                local.entry_path(aid), backbone, require_manifest=True, expected_id=str(aid)
-            )
-            results.append((str(aid), None))
-        except IntegrityError as exc:
-            results.append((str(aid), str(exc)))
-    return results
+    """Check one entry or every entry of a local store: ``[(id, None | error message)]``
+    (files, weights, backbone and signature; :func:`~adapterhub.registry.audit.audit` reports
+    each check)."""
+    reports = audit(adapter_id, store=local_store(store), backbone=backbone, signatures=signatures)
+    return [(report.id, report.problem) for report in reports]
 
 
 def yank(
@@ -580,7 +623,8 @@ def export_bundle(
     found = resolution(adapter_id, store=store)
     with tempfile.TemporaryDirectory(prefix="adapterhub-export-") as tmp:
         entry = _entry_folder(found, Path(tmp))
-        names = [*found.manifest.files, MANIFEST, *([YANKED] if (entry / YANKED).is_file() else [])]
+        extras = [n for n in (YANKED, *SIGNATURE_FILES) if (entry / n).is_file()]
+        names = [*found.manifest.files, MANIFEST, *extras]
         return write_bundle(entry, names, output)
 
 
@@ -598,6 +642,8 @@ def import_adapter(
     created_by: str | None = None,
     description: str = "",
     store: str | Path | Store | None = None,
+    signatures: SignaturePolicy | None = None,
+    sign: str | Path | bool | None = None,
 ) -> Manifest:
     """Import a bundle (``.tar``) or a folder into the local store.
 
@@ -606,6 +652,10 @@ def import_adapter(
     plain PEFT ``save_pretrained`` folder: ``adapter_id`` and ``backbone`` (a loaded Backbone,
     or a name/path to load) are required, the classifier saved through ``modules_to_save``
     becomes ``head.safetensors``.
+
+    An entry's signature is verified where it has one, under ``signatures`` (default: your
+    settings); one kept under its id keeps its signature, one republished under another id (or a
+    PEFT folder) is signed as :func:`publish`'s ``sign`` says.
     """
     from adapterhub.registry.interop import convert_peft_dir
 
@@ -621,7 +671,8 @@ def import_adapter(
             for path in source.iterdir():
                 if path.is_symlink():
                     raise IntegrityError(f"{path} is a symbolic link; import real files")
-                if path.is_file() and path.name in (*PAYLOAD_FILES, CARD, MANIFEST, YANKED):
+                kept = (*PAYLOAD_FILES, CARD, MANIFEST, YANKED, *SIGNATURE_FILES)
+                if path.is_file() and path.name in kept:
                     shutil.copyfile(path, folder / path.name)
         else:
             raise UsageError(f"{source} does not exist; give a .tar bundle or a PEFT folder")
@@ -629,6 +680,7 @@ def import_adapter(
             loaded = _load_backbone(backbone) if backbone is not None else None
             manifest = verify_adapter_dir(folder, loaded, require_manifest=True).manifest
             assert manifest is not None
+            check_entry(folder, _policy(signatures), what=f"{manifest.id} in {source}")
             if adapter_id is None or publish_id(adapter_id) == manifest.adapter_id:
                 return _put_copy(local, folder, manifest)
             return publish(
@@ -642,6 +694,7 @@ def import_adapter(
                 created_by=created_by,
                 description=description or manifest.description,
                 store=local,
+                sign=sign,
             )
         if adapter_id is None:
             raise UsageError(f"{source} has no manifest.json; give the new entry's id with --id")
@@ -662,6 +715,7 @@ def import_adapter(
             created_by=created_by,
             description=description,
             store=local,
+            sign=sign,
         )
 
 

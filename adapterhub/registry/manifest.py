@@ -27,7 +27,13 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HEAD = "head.safetensors"
 PAYLOAD_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS, HEAD)
 """The files an adapter folder may carry into an entry (FORMAT.md); the card is generated."""
-ENTRY_FILES = (*PAYLOAD_FILES, CARD, MANIFEST)
+SIGNATURE = "model.sig"
+"""A signature over every other file of the entry, manifest included (:mod:`.signing`)."""
+SIGNER_KEY = "signer.pem"
+"""The public key that made ``model.sig``."""
+SIGNATURE_FILES = (SIGNATURE, SIGNER_KEY)
+"""Files that travel beside the manifest, which cannot list the signature that signs it."""
+ENTRY_FILES = (*PAYLOAD_FILES, CARD, MANIFEST, *SIGNATURE_FILES)
 SCHEMA_VERSION = 1
 
 

@@ -14,10 +14,12 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from adapterhub import settings
 from adapterhub.errors import NotFoundError, RegistryError, UsageError
+from adapterhub.registry.signing import SignaturePolicy
 from adapterhub.registry.stores import LocalStore, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -87,14 +89,28 @@ def _save(remotes: dict[str, dict]) -> None:
     temp.replace(path)
 
 
-def add_remote(name: str, url: str, *, read_only: bool = False) -> None:
+def add_remote(
+    name: str,
+    url: str,
+    *,
+    read_only: bool = False,
+    require_signature: bool = False,
+    trusted_keys: Sequence[str | Path] = (),
+) -> None:
+    """Add or replace a remote. ``require_signature``: what is pulled or served from it must be
+    signed by one of ``trusted_keys`` (PEM public keys, kept as absolute paths)."""
     if not _NAME_RE.match(name):
         raise UsageError(f"remote name {name!r} is invalid; use lowercase letters, digits, - and _")
     if name == PROJECT_REMOTE:
         raise UsageError(f"{PROJECT_REMOTE!r} is the built-in remote; choose another name")
     open_store(url)  # validates the URL form without contacting it
+    entry: dict = {"url": url, "read_only": bool(read_only)}
+    if require_signature or trusted_keys:
+        keys = [str(Path(k).expanduser().resolve()) for k in trusted_keys]
+        SignaturePolicy(bool(require_signature), tuple(keys)).trusted_ids()  # refuse bad keys
+        entry.update(require_signature=bool(require_signature), trusted_keys=keys)
     remotes = _load()
-    remotes[name] = {"url": url, "read_only": bool(read_only)}
+    remotes[name] = entry
     _save(remotes)
 
 

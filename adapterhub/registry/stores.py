@@ -55,7 +55,14 @@ from adapterhub.errors import (
 )
 from adapterhub.registry.ids import AdapterId, Version
 from adapterhub.registry.index import Index
-from adapterhub.registry.manifest import ENTRY_FILES, MANIFEST, YANKED, Manifest, utc_now
+from adapterhub.registry.manifest import (
+    ENTRY_FILES,
+    MANIFEST,
+    SIGNATURE_FILES,
+    YANKED,
+    Manifest,
+    utc_now,
+)
 from adapterhub.registry.verify import sha256_file
 
 log = logging.getLogger(__name__)
@@ -194,6 +201,12 @@ def _read_at_most(path: Path, limit: int) -> bytes:
             f"{path} is {max(size, len(data))} bytes, over the {limit} byte cap; refusing to read it"
         )
     return data
+
+
+def _signature_files(folder: Path) -> list[str]:
+    """The signature files a folder carries beside its manifest (:mod:`.signing`): part of the
+    entry, though the manifest they sign cannot list them."""
+    return [name for name in SIGNATURE_FILES if (Path(folder) / name).is_file()]
 
 
 def _copy_declared(src: Path, dst: Path, size: int) -> None:
@@ -347,7 +360,8 @@ class LocalStore(Store):
         manifest declares (and that size is within the cap)."""
         manifest = self.read_manifest(aid)
         entry = self.entry_path(aid)
-        for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else [])]:
+        extras = [*([YANKED] if manifest.yanked else []), *_signature_files(entry)]
+        for name in [*manifest.files, MANIFEST, *extras]:
             source = entry / name
             if source.is_symlink():
                 raise IntegrityError(f"{source} is a symbolic link; refusing it")
@@ -391,17 +405,18 @@ class LocalStore(Store):
         if (final / MANIFEST).exists():
             raise _conflict(aid, self.url)
         src = Path(src)
+        names = [*manifest.files, *_signature_files(src)]
         in_place = src.parent == self.root / TMP_DIR and {p.name for p in src.iterdir()} == set(
-            manifest.files
+            names
         )
         staging = src if in_place else self.staging(aid.oci_tag)
         try:
             if in_place:
-                for name in manifest.files:
+                for name in names:
                     with open(staging / name, "rb+") as handle:
                         os.fsync(handle.fileno())
             else:
-                for name in manifest.files:
+                for name in names:
                     _copy_synced(src / name, staging / name)
             _write_synced(staging / MANIFEST, manifest.to_json().encode())  # the manifest last
             _fsync_dir(staging)
@@ -539,7 +554,8 @@ class FsspecStore(Store):
 
     def fetch(self, aid: AdapterId, dest: Path) -> None:
         manifest = self.read_manifest(aid)
-        for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else [])]:
+        signed = [n for n in SIGNATURE_FILES if self.fs.exists(self._path(*aid.parts, n))]
+        for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else []), *signed]:
             path = self._path(*aid.parts, name)
             info = self.fs.info(path)
             if (info.get("size") or 0) > MAX_REMOTE_FILE_BYTES:
@@ -559,7 +575,7 @@ class FsspecStore(Store):
         if self.exists(aid):
             raise _conflict(aid, self.url)
         try:
-            for name in manifest.files:
+            for name in [*manifest.files, *_signature_files(src)]:
                 self.fs.put_file(str(Path(src) / name), f"{entry}/{name}")
             self._commit_manifest(aid, entry, manifest.to_json().encode())
         except BaseException:
@@ -1203,6 +1219,11 @@ class OCIStore(Store):
         for name, layer in layers.items():
             if name in (MANIFEST, YANKED):
                 continue
+            if name in SIGNATURE_FILES:  # beside the manifest, not in it: capped like it
+                if layer["size"] > MAX_MANIFEST_BYTES:
+                    raise IntegrityError(f"{self.url}: {name} of {aid} is over the size cap")
+                self._download(layer, dest / name)
+                continue
             declared = manifest.files.get(name)
             if declared is None:
                 raise IntegrityError(
@@ -1359,8 +1380,9 @@ class OCIStore(Store):
             raise _conflict(aid, self.url)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            names = [*manifest.files, MANIFEST]
-            for name in manifest.files:
+            signed = _signature_files(src)
+            names = [*manifest.files, *signed, MANIFEST]
+            for name in [*manifest.files, *signed]:
                 shutil.copyfile(Path(src) / name, folder / name)
             (folder / MANIFEST).write_text(manifest.to_json())
             claim = self._claim(aid, folder)

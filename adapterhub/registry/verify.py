@@ -28,6 +28,7 @@ from adapterhub.registry.manifest import (
     CARD,
     HEAD,
     MANIFEST,
+    SIGNATURE_FILES,
     YANKED,
     Manifest,
 )
@@ -316,7 +317,7 @@ def check_files_against_manifest(folder: Path, manifest: Manifest) -> dict[str, 
     Returns each file's content as hashed, so callers parse exactly the bytes that were checked
     (a file swapped after the check is never loaded) and read each file once.
     """
-    allowed = set(manifest.files) | {MANIFEST, YANKED}
+    allowed = set(manifest.files) | {MANIFEST, YANKED, *SIGNATURE_FILES}  # checked by .signing
     for path in folder.iterdir():
         if path.name.startswith(".") and not path.is_symlink():
             continue  # store bookkeeping (.claim, .owner~*, staging); never read as payload

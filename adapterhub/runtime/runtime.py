@@ -38,6 +38,7 @@ from adapterhub.methods.base import Parts
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry import open_adapter
 from adapterhub.registry.resolver import Resolver
+from adapterhub.registry.signing import SignaturePolicy
 from adapterhub.runtime.banks import Bank
 from adapterhub.runtime.banks import slot_bytes as bank_slot_bytes
 from adapterhub.runtime.batched import Entry, build_plan, install_hooks, plan_scope
@@ -168,10 +169,14 @@ class Runtime:
         room_wait_s: float = 5.0,
         dtype: str | None = None,
         quantize: str | None = None,
+        require_signature: bool = False,
+        trusted_keys: tuple[str, ...] = (),
     ) -> None:
         """``dtype`` (fp32, bf16) and ``quantize`` (int8; 8bit must be loaded so) convert the
         backbone in place first (:func:`prepare_backbone`; ``None`` keeps it as loaded). The
-        banks and hooks compute in the backbone's dtype; heads and scores stay fp32."""
+        banks and hooks compute in the backbone's dtype; heads and scores stay fp32.
+        ``require_signature`` loads only adapters signed by one of ``trusted_keys`` (PEM public
+        keys) or the user's configured ones; a signature is verified wherever there is one."""
         if max_resident is not None and max_resident < 1:
             raise UsageError("--max-resident must be at least 1")
         if memory_budget_mb is not None and memory_budget_mb <= 0:
@@ -185,6 +190,8 @@ class Runtime:
         """Banks hold adapters in the backbone's dtype: the hooks then stay on their fast path
         (no gather, cast and index_add per Linear)."""
         self.registry = registry
+        self.signatures = SignaturePolicy.configured().also(require_signature, trusted_keys)
+        self.signatures.trusted_ids()  # unreadable keys are refused now, not at the first load
         self._opened_registry: Any = None
         self.max_resident = max_resident
         self.memory_budget = int(memory_budget_mb * 2**20) if memory_budget_mb else None
@@ -290,7 +297,9 @@ class Runtime:
         self._refuse_if_quarantined(exact)
 
         def read():  # the resolution travels on: one resolve per load, not two
-            return open_adapter(found, self.backbone, store=self._registry_store())
+            return open_adapter(
+                found, self.backbone, store=self._registry_store(), signatures=self.signatures
+            )
 
         try:
             return self._place(exact, read, pin)

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 
 import pytest
 
@@ -40,8 +41,11 @@ def test_serve_help_lists_every_field_with_its_doc():
         check=True,
     )
     for config in CONFIGS:
+        hints = typing.get_type_hints(config)
         for item in dataclasses.fields(config):
             invocation = f"{_flag(item)} {item.metadata.get('metavar', item.name.upper())}"
+            if hints[item.name] is bool:  # a switch takes no value
+                invocation = _flag(item)
             entry = re.escape(invocation) + r"\s+" + re.escape(item.metadata["help"])
             assert re.search(entry, result.stdout), f"{invocation} and its doc not in --help"
 
