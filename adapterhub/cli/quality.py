@@ -1,8 +1,10 @@
-"""What ``adapterhub eval`` prints for the sentiment yardstick (``--dataset sentiment-yardstick``).
+"""What ``adapterhub eval`` prints for the sentiment yardstick and for language adapters.
 
 Kept apart from :mod:`adapterhub.cli.train` so the eval command stays one dispatch: plain and
-stacked adapters scored per language of the yardstick, its hard subset and overall, written as
-JSON and Markdown. Imported from the command function only (it imports torch).
+stacked adapters scored per language of the yardstick (``--dataset sentiment-yardstick``), its
+hard subset and overall; language adapters (``eval lang/de``) on masked language modelling
+against the head-only and unigram baselines. Written as JSON and Markdown. Imported from the
+command function only (it imports torch).
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
+from adapterhub.evaluation.language import (
+    ADAPTER,
+    HEAD_ONLY,
+    TRAINED_HEAD,
+    UNIGRAM,
+    evaluate_language_adapter,
+)
 from adapterhub.evaluation.stacks import Stack
 from adapterhub.evaluation.yardstick import markdown_table, score_adapter
 
@@ -50,4 +59,55 @@ def run_yardstick(
         written.append(path)
     print(table)
     print("wrote " + ", ".join(map(str, written)))
+    return 0
+
+
+LANGUAGE_ROWS = {
+    ADAPTER: "adapter + fresh MLM head",
+    TRAINED_HEAD: "adapter + its training head",
+    HEAD_ONLY: "head only (frozen backbone + fresh MLM head)",
+    UNIGRAM: "unigram (training texts' token frequencies)",
+}
+
+
+def language_table(report: dict) -> str:
+    """One language adapter's MLM accuracy and perplexity beside its baselines."""
+    lines = [
+        f"### {report['adapter_id']} on the {report['lang']} text test split "
+        f"({int(report['masked_tokens'])} masked tokens of {report['test_texts']} texts; "
+        f"heads fitted for {report['probe_steps']} steps)",
+        "",
+        "| model | mlm accuracy | perplexity |",
+        "|---|---:|---:|",
+    ]
+    for key, label in LANGUAGE_ROWS.items():
+        if key in report:
+            values = report[key]
+            lines.append(f"| {label} | {values['mlm_accuracy']:.4f} | {values['perplexity']:.1f} |")
+    ratio = report["accuracy_ratio_to_head_only"]
+    verdict = (
+        "beats both baselines" if report["beats_baselines"] else "does NOT beat both baselines"
+    )
+    lines += ["", f"{verdict}; accuracy {ratio:.2f}x the head-only baseline's"]
+    return "\n".join(lines) + "\n"
+
+
+def run_language(args: argparse.Namespace, backbone, adapters: list[str], langs: list[str]) -> int:
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for adapter in adapters:
+        report = evaluate_language_adapter(
+            adapter,
+            backbone=backbone,
+            lang=langs[0] if len(langs) == 1 else None,
+            steps=args.probe_steps,
+            data=args.data,
+        )
+        reports.append(report)
+        print(json.dumps(report))
+        print(language_table(report))
+    (output / "language.json").write_text(json.dumps(reports, indent=2) + "\n")
+    (output / "language.md").write_text("\n".join(language_table(r) for r in reports))
+    print(f"wrote {output / 'language.json'}, {output / 'language.md'}")
     return 0

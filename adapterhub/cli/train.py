@@ -145,6 +145,14 @@ def register(subparsers) -> None:
         help="also score a stack, e.g. lang/de,sentiment/en; lang/{lang} swaps in each test "
         "language's own language adapter (MAD-X); repeatable, a matrix row each",
     )
+    evaluate.add_argument(
+        "--probe-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="language adapters: steps each fresh MLM head is fitted for (default: the mlm "
+        "recipe's max_steps)",
+    )
     evaluate.set_defaults(func=run_eval)
 
 
@@ -243,6 +251,13 @@ def run_eval(args: argparse.Namespace) -> int:
             f"adapter {adapters[index]} from {sources.get(adapters[index], 'a folder')}",
             file=sys.stderr,
         )
+    kinds = {adapter_folder(a, backbone)[1].get("task") for a in adapters}
+    if kinds & {"lang", "mlm"}:  # language adapters: MLM against the head-only and unigram
+        if kinds - {"lang", "mlm"} or stacks or args.matrix or on_yardstick or args.bare:
+            raise UsageError("evaluate language adapters on their own (eval lang/de lang/en)")
+        from adapterhub.cli.quality import run_language  # imports torch, as everything here
+
+        return run_language(args, backbone, adapters, _langs(args.langs) or [])
     if on_yardstick:
         if args.matrix or args.bare or args.data:
             raise UsageError(

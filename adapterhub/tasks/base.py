@@ -125,6 +125,14 @@ class TaskModel(nn.Module):
         self.hidden_size = hidden_size
         self.labels: list[str] = []
 
+    def initialise(self, rows: list[dict], tokenizer: Any, max_length: int) -> None:
+        """Initialisation from the training rows before the first step (the MLM head starts
+        its bias at their unigram distribution); nothing by default."""
+
+    def save_unpublished(self, directory: str | Path) -> None:
+        """Write what a trained folder keeps but no registry entry carries (the MLM head);
+        nothing by default."""
+
     def collate(
         self, examples: list[dict], tokenizer: Any, max_length: int, generator=None
     ) -> dict[str, torch.Tensor]:

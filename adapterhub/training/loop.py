@@ -174,6 +174,7 @@ class Trainer:
         set_seed(recipe.seed)
         backbone_parameters = sum(p.numel() for p in self.backbone.model.parameters())
         task, parents = build_model(recipe, self.backbone, self.data.labels, copy_model=copy_model)
+        task.initialise(self.data.train, self.backbone.tokenizer, recipe.max_length)
         self.parameters = count_parameters(task, backbone_parameters)
         if self.main and self.progress:
             counts = self.parameters

@@ -107,3 +107,4 @@ def save_model(
         save_file(changed, str(directory / FINETUNED_FILE), metadata=metadata)
     if task.task_type.publishes_head:
         save_head(task.head, labels, task.task_type.name, directory)
+    task.save_unpublished(directory)
