@@ -24,6 +24,8 @@ from adapterhub.preprocessing import Preprocessing
 
 OVERALL = "overall"
 HARD = "hard"
+YARDSTICKS = {"sentiment": yardstick.NAME}
+"""The yardstick of each task that has one: what its published versions are judged on."""
 
 
 @dataclass
@@ -32,7 +34,8 @@ class YardstickScore:
 
     name: str
     rows: list[dict] = field(default_factory=list)
-    """``{"id", "lang", "hard", "label", "prediction", "correct"}`` per scored text."""
+    """``{"id", "lang", "hard", "phenomenon", "genre", "label", "prediction", "correct"}`` per
+    scored text."""
     skipped: list[str] = field(default_factory=list)
     """Languages not scored (a stack whose language adapter does not exist)."""
 
@@ -67,6 +70,18 @@ class YardstickScore:
         values["examples"] = float(len(self.rows))
         return values
 
+    def by(self, column: str) -> dict[str, float]:
+        """Accuracy by the values of a row column (``phenomenon``, ``genre``), empty ones out."""
+        values: dict[str, list[bool]] = {}
+        for row in self.rows:
+            if row[column]:
+                values.setdefault(row[column], []).append(row["correct"])
+        return {k: sum(v) / len(v) for k, v in sorted(values.items())}
+
+    def only(self, lang: str) -> YardstickScore:
+        """The rows of one language, as a score of their own."""
+        return YardstickScore(self.name, [r for r in self.rows if r["lang"] == lang])
+
     def outcomes(self) -> dict[str, bool]:
         """Row id -> correct, for paired comparisons."""
         return {r["id"]: r["correct"] for r in self.rows}
@@ -84,6 +99,8 @@ def _score(model, rows: list[dict], preprocessing: Preprocessing, tokenizer, bat
             "id": r["id"],
             "lang": r["lang"],
             "hard": r["hard"],
+            "phenomenon": r["phenomenon"],
+            "genre": r["genre"],
             "label": a["label"],
             "prediction": a["prediction"],
             "correct": a["label"] == a["prediction"],
@@ -145,6 +162,15 @@ def _score_stack(stack: Stack, rows: list[dict], backbone, batch_size: int) -> Y
     if not score.rows:
         raise UsageError(f"{stack}: no language of the yardstick has its language adapter")
     return score
+
+
+def card_results(adapter: str | Path, task: str, *, backbone) -> dict[str, Any] | None:
+    """The ``yardstick`` record of a manifest for an adapter of ``task`` (None when the task
+    has no yardstick): dataset, split and :meth:`YardstickScore.metrics`."""
+    if task not in YARDSTICKS:
+        return None
+    score = score_adapter(adapter, backbone=backbone)
+    return {"dataset": YARDSTICKS[task], "split": yardstick.SPLIT, **score.metrics()}
 
 
 def paired_bootstrap(
