@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import random
 import shutil
 import subprocess
@@ -80,6 +81,78 @@ def test_ray_flags_need_ray(tiny_backbone_path, capsys):
 
     assert main(["serve", "--backbone", str(tiny_backbone_path), "--replicas", "3"]) != 0
     assert "--replicas only apply with --ray" in capsys.readouterr().err
+
+
+def test_route_names_come_from_body_header_and_path():
+    from adapterhub.server.scaleout.routing import adapter_names
+
+    body = json.dumps({"stack": ["lang/de", "sentiment/en"], "inputs": ["x"]}).encode()
+    assert adapter_names("/v1/predict", {}, body) == ("lang/de", "sentiment/en")
+    fan = json.dumps({"adapters": ["a/x", "b/y", "a/x"], "inputs": ["x"]}).encode()
+    assert adapter_names("/v1/embed", {}, fan) == ("a/x", "b/y")
+    assert adapter_names("/predict/sentiment%2Fde", {}, b"{}") == ("sentiment/de",)
+    assert adapter_names("/embed", {"x-adapter-id": "retrieval/multi"}, b"{}") == (
+        "retrieval/multi",
+    )
+    assert adapter_names("/v1/predict", {}, b"{not json") == ()
+
+
+def test_affinity_ranks_holders_then_fills_then_hashes():
+    from adapterhub.server.scaleout.routing import Residency, Route
+
+    table = Residency(spill=2)
+    table.set_replicas(["r1", "r2"])
+    table.observe("r1", ["a", "b"])
+    table.observe("r2", ["c"])
+    assert table.rank(Route(("b",)), ["r1", "r2"])[0] == ["r1"]  # holds it
+    assert table.rank(Route(("a", "c")), ["r1", "r2"])[0] == ["r1"]  # holds more of the set
+    assert table.rank(Route(("new",)), ["r1", "r2"])[0] == ["r2"]  # a miss fills the emptier
+    # a request on its way counts as held there: the burst for one new adapter stays together,
+    # even on the replica the hash would not pick
+    table.observe("r2", ["c", "d"])
+    hashed = table.rank(Route(("new",)), ["r1", "r2"])[0][0]
+    other = "r1" if hashed == "r2" else "r2"
+    table.sent("q1", other, ("new",))
+    assert table.rank(Route(("new",)), ["r1", "r2"])[0] == [other]
+    table.done("q1")
+    assert table.rank(Route(("new",)), ["r1", "r2"])[0] == [hashed]
+    # a holder more than `spill` requests busier than the least loaded is passed over
+    for n in range(3):
+        table.sent(f"busy{n}", "r1", ("b",))
+    assert table.rank(Route(("b",)), ["r1", "r2"])[0] == ["r2"]
+    for n in range(3):
+        table.done(f"busy{n}")
+    # equally full replicas: a miss always goes to the same one (rendezvous hash)
+    first = table.rank(Route(("z",)), ["r1", "r2"])[0]
+    assert all(table.rank(Route(("z",)), ["r1", "r2"])[0] == first for _ in range(5))
+    table.drop("r1")
+    assert table.replicas == ["r2"] and table.held("r1") == frozenset()
+
+
+def test_round_robin_takes_turns():
+    from adapterhub.server.scaleout.routing import Residency, Route
+
+    table = Residency()
+    firsts = [table.rank(Route(policy="round-robin"), ["b", "a"])[0][0] for _ in range(4)]
+    assert firsts == ["a", "b", "a", "b"]
+
+
+def test_metrics_pages_merge_under_a_replica_label():
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from adapterhub.server.scaleout.metrics import IngressMetrics
+
+    pages = {}
+    for name, count in (("r1", 2), ("r2", 5)):
+        registry = CollectorRegistry()
+        Counter("adapterhub_adapter_loads", "loads", registry=registry).inc(count)
+        pages[name] = generate_latest(registry).decode()
+    text = IngressMetrics().render(pages).decode()
+    assert _series(text, "adapterhub_adapter_loads_total") == {"r1": 2.0, "r2": 5.0}
+    families = [f.name for f in text_string_to_metric_families(text)]
+    assert families.count("adapterhub_adapter_loads") == 1  # one family, a series per replica
+    assert "adapterhub_ingress_requests" in families
 
 
 # ---------------------------------------------------------------------------------- fixtures
