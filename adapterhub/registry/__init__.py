@@ -11,6 +11,8 @@ URL, or an OCI registry (``oci://host[:port]/repo``). Public API::
     verify_adapter_dir(path, backbone=None) -> VerifiedAdapter
     search(task=..., lang=..., backbone=..., method=..., metric=...) -> list[Manifest]
     pull / push / yank / gc / reindex / export_bundle / import_adapter
+    publish(..., sign="key.pem"); pull_entry(..., signatures=SignaturePolicy(True, ("pub.pem",)))
+    audit() -> list[EntryReport]   # per entry: sha256, backbone fingerprint, signature
 
 Every id resolves the same way everywhere (:mod:`adapterhub.registry.resolver`): the local store,
 then the remotes in their configured order, then the project store; your namespace, then
@@ -36,6 +38,7 @@ from adapterhub.registry.api import (
     verify,
     yank,
 )
+from adapterhub.registry.audit import EntryReport, audit
 from adapterhub.registry.ids import (
     BUILTIN_NAMESPACE,
     AdapterId,
@@ -51,6 +54,7 @@ from adapterhub.registry.remotes import (
     remove_remote,
 )
 from adapterhub.registry.resolver import Resolution, Resolver
+from adapterhub.registry.signing import SignaturePolicy, SignatureStatus
 from adapterhub.registry.stores import FsspecStore, LocalStore, OCIStore, Store, open_store
 from adapterhub.registry.verify import VerifiedAdapter, verify_adapter_dir
 
@@ -58,6 +62,7 @@ __all__ = [
     "BUILTIN_NAMESPACE",
     "AdapterId",
     "BackboneRef",
+    "EntryReport",
     "FsspecStore",
     "LocalStore",
     "Manifest",
@@ -65,10 +70,13 @@ __all__ = [
     "OCIStore",
     "Resolution",
     "Resolver",
+    "SignaturePolicy",
+    "SignatureStatus",
     "Store",
     "VerifiedAdapter",
     "Version",
     "add_remote",
+    "audit",
     "export_bundle",
     "find",
     "gc",
