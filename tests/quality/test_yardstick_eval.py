@@ -147,4 +147,4 @@ def test_cli_eval_scores_a_stack_on_a_test_split(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "{" in line]
     (record,) = [line for line in lines if "stack" in line]
     assert record["stack"] == str(Stack.parse(stack)) and "accuracy" in record["results"]["de"]
-    assert cli(["eval", "--stack", "lang/de"]) == 1  # not LANGUAGE,TASK
+    assert cli(["eval", "--stack", "lang/de"]) == 2  # not LANGUAGE,TASK: a usage error
