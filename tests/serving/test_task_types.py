@@ -132,6 +132,7 @@ def test_an_adapter_that_breaks_the_forward_fails_alone(tiny_backbone, zoo):
     good, bad = "sentiment/de@team:1.0.0", "sentiment/nl@team:1.0.0"
     texts = ["der film ist nicht gut", "das buch ist sehr gut", "i love this book"]
     expected = runtime.predict(good, texts)
+
     # an adapter that slipped past verification and fails inside the hooks
     def broken(_tensor):
         raise RuntimeError("simulated fault in the bottleneck's non-linearity")
