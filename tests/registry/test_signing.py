@@ -361,3 +361,18 @@ def test_the_signature_covers_every_file_but_itself(backbone, lora_dir, tmp_path
         if name not in (SIGNATURE, SIGNER_KEY)
     }
     assert signed == expected and MANIFEST in signed
+
+
+def test_the_configured_policy_applies_without_flags(backbone, lora_dir, tmp_path, alice):
+    private, public = alice
+    team = tmp_path / "team"
+    _publish_signed(backbone, lora_dir, team, private)
+    registry.publish(lora_dir, "sentiment/fr@team:1.0.0", backbone=backbone, store=team)
+    assert main(["config", "set", "trusted_keys", str(public)]) == 0
+    assert main(["config", "set", "require_signature", "yes"]) == 0
+    assert SignaturePolicy.configured() == SignaturePolicy(True, (str(public.resolve()),))
+    registry.pull_entry(ADAPTER, str(team), store=tmp_path / "other")
+    with pytest.raises(UntrustedError, match="is unsigned"):
+        registry.pull_entry("sentiment/fr@team:1.0.0", str(team), store=tmp_path / "other")
+    with pytest.raises(UntrustedError, match="is unsigned"):
+        Runtime(backbone, registry=team).load("sentiment/fr@team:1.0.0")
