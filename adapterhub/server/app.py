@@ -19,7 +19,7 @@ from adapterhub.server.batching import Batcher
 from adapterhub.server.deps import require_reader
 from adapterhub.server.metrics import Metrics, count_requests
 from adapterhub.server.middleware import BodyLimit, PathCharacters
-from adapterhub.server.routes import admin, docs, ops, predict, tei, web
+from adapterhub.server.routes import admin, docs, embed, ops, predict, tei, web
 
 
 @contextlib.asynccontextmanager
@@ -65,6 +65,7 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     readers = [Security(require_reader)] if config.read_token else []
     app.include_router(predict.router, dependencies=readers)
     app.include_router(tei.router, dependencies=readers)
+    app.include_router(embed.router, dependencies=readers)
     app.include_router(admin.listing, dependencies=readers)
     app.include_router(admin.router)
     app.include_router(ops.scrape, dependencies=readers)
