@@ -61,9 +61,9 @@ class RuntimeConfig:
     )
     dtype: str | None = _option(
         None,
-        "fp32 or bf16: what the backbone, the adapter banks and hooks compute in (heads and "
-        "scores stay fp32); serve's default is bf16 where the CPU computes it natively "
-        "(avx512_bf16 or amx_bf16 flags) or the GPU supports it, else fp32",
+        "fp32, bf16 or fp16 (GPUs): what the backbone, the adapter banks and hooks compute in "
+        "(heads and scores stay fp32); serve's default is bf16 where the CPU computes it "
+        "natively (avx512_bf16 or amx_bf16 flags) or the GPU supports it, else fp32",
         metavar="DTYPE",
     )
     quantize: str | None = _option(
@@ -86,12 +86,14 @@ class RuntimeConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.dtype not in (None, "fp32", "bf16"):
-            raise UsageError(f"--dtype {self.dtype}: use fp32 or bf16")
+        if self.dtype not in (None, "fp32", "bf16", "fp16"):
+            raise UsageError(f"--dtype {self.dtype}: use fp32, bf16 or fp16")
         if self.quantize not in (None, "8bit", "int8"):
             raise UsageError(f"--quantize {self.quantize}: use 8bit or int8")
-        if self.quantize and self.dtype == "bf16":
-            raise UsageError(f"--quantize {self.quantize} computes in fp32; drop --dtype bf16")
+        if self.quantize and self.dtype not in (None, "fp32"):
+            raise UsageError(
+                f"--quantize {self.quantize} computes in fp32; drop --dtype {self.dtype}"
+            )
 
 
 @dataclass(frozen=True)

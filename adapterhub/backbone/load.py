@@ -1,6 +1,6 @@
 """The one loader of the frozen backbone: embedded name, local folder or hub id.
 
-``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32 or bf16; or its Linear
+``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32, bf16 or fp16; or its Linear
 layers in 8 bits, through bitsandbytes or torch's dynamic int8), its tokenizer, mean pooling and
 a fingerprint (see ``fingerprint.py``). :func:`prepare_backbone` converts a loaded one in place.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ QUANTIZATIONS = (None, "8bit", "int8")
 """``8bit``: bitsandbytes' Linear8bitLt, at load (CPU or CUDA). ``int8``: torch's dynamic int8
 Linear layers (weights int8 per output channel, activations quantized per batch; CPU only),
 applied to a loaded fp32 backbone."""
-DTYPES = ("fp32", "bf16")
+DTYPES = ("fp32", "bf16", "fp16")
+"""What the encoder may compute in; fp16 is for GPUs (CPUs emulate it slowly)."""
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 """``/proc/cpuinfo`` flags of CPUs that compute bf16 natively; elsewhere bf16 is emulated and
 slower than fp32."""
@@ -59,7 +61,7 @@ class Backbone:
     device: str = "cpu"
     meta: dict = field(default_factory=dict)
     dtype: str = "fp32"
-    """What the encoder computes in (``fp32`` or ``bf16``); outputs are read back as fp32."""
+    """What the encoder computes in (one of :data:`DTYPES`); outputs are read back as fp32."""
 
     @property
     def hidden_size(self) -> int:
@@ -211,7 +213,7 @@ def load_backbone(
     _check_precision(None if dtype == "auto" else dtype, quantize)
     name, folder = resolve_path(name_or_path, provision=provision)
     # lazy: see the module docstring
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast  # noqa: F401
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -227,19 +229,25 @@ def load_backbone(
         warnings.filterwarnings("ignore", message="MatMul8bitLt")
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": device}
-    try:
+    # The tokenizer loads in a thread while the model does: parsing the 17 MB tokenizer.json
+    # (~0.9 s of CPU here) runs in Rust and lets the GIL go, so on two cores it overlaps the
+    # model's imports and from_pretrained instead of following them. Its classes were imported
+    # above, so the two threads never import the same transformers modules at once.
+    with ThreadPoolExecutor(1, thread_name_prefix="adapterhub-tokenizer") as pool:
+        tokenizer_job = pool.submit(_load_tokenizer, folder)
         try:
-            model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **kwargs)
-        except TypeError:  # architectures without a pooler option
-            model = AutoModel.from_pretrained(str(folder), **kwargs)
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
+            try:
+                model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **kwargs)
+            except TypeError:  # architectures without a pooler option
+                model = AutoModel.from_pretrained(str(folder), **kwargs)
+        except (OSError, ValueError) as exc:
+            raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
+        tokenizer = tokenizer_job.result()
     if quantize != "8bit":  # bitsandbytes placed it (device_map)
         model.to(device)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    tokenizer = _load_tokenizer(folder)
     config = json.loads((folder / "config.json").read_text())
     meta = embedded.read_manifest(folder) or {}
     log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
@@ -253,8 +261,15 @@ def _check_precision(dtype: str | None, quantize: str | None) -> None:
         raise UsageError(f"unknown dtype {dtype!r}; use one of: {', '.join(DTYPES)}")
     if quantize not in QUANTIZATIONS:
         raise UsageError(f"unknown quantization {quantize!r}; use one of: none, 8bit, int8")
-    if quantize and dtype == "bf16":
-        raise UsageError(f"--quantize {quantize} keeps activations in fp32; drop --dtype bf16")
+    if quantize and dtype not in (None, "fp32"):
+        raise UsageError(f"--quantize {quantize} keeps activations in fp32; drop --dtype {dtype}")
+
+
+def torch_dtype(dtype: str) -> Any:
+    """The torch dtype of one of :data:`DTYPES`."""
+    import torch  # lazy: see the module docstring
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -285,8 +300,6 @@ def prepare_backbone(
     it is); a no-op for what it already is. ``int8`` swaps each ``nn.Linear`` for torch's
     dynamic int8 Linear (the adapter hooks wrap those just the same); ``8bit`` only at load."""
     _check_precision(dtype, quantize)
-    import torch  # lazy: see the module docstring
-
     if quantize and backbone.quantization not in (None, quantize):
         raise UsageError(
             f"the backbone is already quantized as {backbone.quantization}; load it again "
@@ -299,7 +312,7 @@ def prepare_backbone(
             raise UsageError(
                 f"a {backbone.quantization} backbone computes in fp32; drop --dtype {dtype}"
             )
-        backbone.model.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+        backbone.model.to(torch_dtype(dtype))
         backbone.dtype = dtype
     if quantize == "int8" and backbone.quantization is None:
         if backbone.dtype != "fp32" or not str(backbone.device).startswith("cpu"):

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from adapterhub.backbone.load import prepare_backbone
+from adapterhub.backbone.load import prepare_backbone, torch_dtype
 from adapterhub.errors import (
     AdapterHubError,
     IntegrityError,
@@ -172,7 +172,7 @@ class Runtime:
         require_signature: bool = False,
         trusted_keys: tuple[str, ...] = (),
     ) -> None:
-        """``dtype`` (fp32, bf16) and ``quantize`` (int8; 8bit must be loaded so) convert the
+        """``dtype`` (fp32, bf16, fp16) and ``quantize`` (int8; 8bit must be loaded so) convert the
         backbone in place first (:func:`prepare_backbone`; ``None`` keeps it as loaded). The
         banks and hooks compute in the backbone's dtype; heads and scores stay fp32.
         ``require_signature`` loads only adapters signed by one of ``trusted_keys`` (PEM public
@@ -185,8 +185,7 @@ class Runtime:
         self.model = backbone.model
         self.tokenizer = backbone.tokenizer
         self.device = next(self.model.parameters()).device
-        bf16 = getattr(backbone, "dtype", "fp32") == "bf16"
-        self.bank_dtype = torch.bfloat16 if bf16 else torch.float32
+        self.bank_dtype = torch_dtype(getattr(backbone, "dtype", "fp32"))
         """Banks hold adapters in the backbone's dtype: the hooks then stay on their fast path
         (no gather, cast and index_add per Linear)."""
         self.registry = registry

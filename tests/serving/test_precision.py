@@ -37,8 +37,9 @@ def test_native_bf16_is_read_from_the_cpu_flags():
 
 def test_precision_options_are_checked_before_anything_loads():
     assert RuntimeConfig().dtype is None and RuntimeConfig().quantize is None
-    with pytest.raises(UsageError, match="fp32 or bf16"):
-        RuntimeConfig(dtype="fp16")
+    assert RuntimeConfig(dtype="fp16").dtype == "fp16"
+    with pytest.raises(UsageError, match="fp32, bf16 or fp16"):
+        RuntimeConfig(dtype="fp64")
     with pytest.raises(UsageError, match="8bit or int8"):
         RuntimeConfig(quantize="int4")
     with pytest.raises(UsageError, match="drop --dtype bf16"):
@@ -85,26 +86,29 @@ def _references(tiny_backbone, zoo, specs):
     return expected
 
 
-def test_bf16_banks_and_hooks_follow_the_backbone(tiny_backbone_path, tiny_backbone, zoo):
+@pytest.mark.parametrize("dtype, torch_dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_low_precision_banks_and_hooks_follow_the_backbone(
+    tiny_backbone_path, tiny_backbone, zoo, dtype, torch_dtype
+):
     from adapterhub.runtime import Runtime
 
     fp32 = Runtime(tiny_backbone, registry=zoo.registry)
-    bf16 = Runtime(
-        load_backbone(str(tiny_backbone_path), device="cpu"), registry=zoo.registry, dtype="bf16"
+    low = Runtime(
+        load_backbone(str(tiny_backbone_path), device="cpu"), registry=zoo.registry, dtype=dtype
     )
-    assert bf16.backbone.dtype == "bf16"
-    assert all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
-    got = _answers(bf16, MIXED)
-    assert all(b.dtype == torch.bfloat16 for b in bf16.banks.values())
-    for bank in bf16.banks.values():
-        assert all(t.dtype == torch.bfloat16 for t in bank.tensors.values())
+    assert low.backbone.dtype == dtype
+    assert all(p.dtype == torch_dtype for p in low.model.parameters())
+    got = _answers(low, MIXED)
+    assert all(b.dtype == torch_dtype for b in low.banks.values())
+    for bank in low.banks.values():
+        assert all(t.dtype == torch_dtype for t in bank.tensors.values())
     _answers(fp32, MIXED)
     # the same adapters take half the bank bytes (heads stay fp32)
-    assert bf16.stats()["bank_live_bytes"] * 2 == fp32.stats()["bank_live_bytes"]
-    assert all(r.head[0].dtype == torch.float32 for r in bf16.residents.values())
+    assert low.stats()["bank_live_bytes"] * 2 == fp32.stats()["bank_live_bytes"]
+    assert all(r.head[0].dtype == torch.float32 for r in low.residents.values())
     for want, have in zip(_references(tiny_backbone, zoo, MIXED), got):
         _close(have, want, 0.02)  # measured: at most 0.6% of the largest logit
-    _assert_adapters_act(bf16)
+    _assert_adapters_act(low)
 
 
 def test_int8_hooks_wrap_the_quantized_linear_layers(tiny_backbone_path, tiny_backbone, zoo):
