@@ -225,8 +225,8 @@ def _jobs(count: int, seed: int) -> list[tuple[list[str], list[str]]]:
 
 
 async def _fire(url: str, jobs, *, retry_503: bool = False, during=None):
-    """POST /v1/predict for every job at once; 503s retried after their Retry-After when
-    ``retry_503``; ``during(answered so far)`` runs meanwhile. Returns (final responses, 503
+    """POST /v1/predict for every job at once; 429s (and 503s when ``retry_503``) retried
+    after their Retry-After; ``during(answered so far)`` runs meanwhile. Returns (final responses, 503
     responses seen)."""
     unavailable, answered = [], []
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as client:
@@ -235,10 +235,14 @@ async def _fire(url: str, jobs, *, retry_503: bool = False, during=None):
             body = _body(spec, texts)
             for _ in range(60):
                 response = await client.post(f"{url}/v1/predict", json=body)
-                if not (retry_503 and response.status_code == 503):
+                # 429 is the pool's backpressure (every resident adapter pinned): a client
+                # retries it after Retry-After, so it is never a final answer here
+                retry = response.status_code == 429 or (retry_503 and response.status_code == 503)
+                if not retry:
                     answered.append(response)
                     return response
-                unavailable.append(response)
+                if response.status_code == 503:
+                    unavailable.append(response)
                 await asyncio.sleep(float(response.headers["Retry-After"]) / 4)
             return response
 
