@@ -124,6 +124,12 @@ def register(subparsers) -> None:
         "wrote it)",
     )
     publish.add_argument(
+        "--yardstick",
+        default=None,
+        help="JSON file or inline JSON: results on the task's yardstick (a dev set), which the "
+        "promotion gate judges against the version the short id means now",
+    )
+    publish.add_argument(
         "--recipe", default=None, help="recipe YAML/JSON file (default: the folder's recipe.yaml)"
     )
     publish.add_argument(
@@ -325,6 +331,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     found = _resolver(args).resolve(args.id)
     print(found.describe(), file=sys.stderr)
+    if not found.manifest.promoted:  # published, but short ids do not mean it: say why
+        print(f"not promoted: {found.manifest.promotion.reason}", file=sys.stderr)
     print(json.dumps({**found.manifest.model_dump(mode="json"), **found.summary()}, indent=2))
     return 0
 
@@ -347,9 +355,12 @@ def run_publish(args: argparse.Namespace) -> int:
         license=args.license,
         description=args.description or trained.description,
         store=args.store,
+        yardstick=_load_json_arg(args.yardstick),
         sign=False if args.no_sign else args.sign,
     )
     print(f"published {manifest.id} to {_store_name(args.store)}")
+    if not manifest.promoted:
+        print(f"not promoted: {manifest.promotion.reason}")
     return 0
 
 

@@ -45,6 +45,7 @@ from adapterhub.registry.manifest import (
     render_card,
     utc_now,
 )
+from adapterhub.registry.promotion import judge
 from adapterhub.registry.remotes import PROJECT_REMOTE, list_remotes, project_registry_dir
 from adapterhub.registry.resolver import (
     LOCAL,
@@ -123,6 +124,7 @@ def publish(
     created_by: str | None = None,
     description: str = "",
     store: str | Path | Store | None = None,
+    yardstick: dict[str, Any] | Metrics | None = None,
     sign: str | Path | bool | None = None,
 ) -> Manifest:
     """Publish the adapter folder ``adapter_dir`` as the version ``adapter_id``.
@@ -147,6 +149,11 @@ def publish(
     ``sign``: an EC private key (PEM) that signs every file of the entry, manifest included
     (:mod:`adapterhub.registry.signing`); None signs with the configured ``signing_key`` if
     there is one, False not at all.
+
+    ``yardstick`` (``{"dataset": "sentiment-yardstick", "split": "dev", "accuracy": ...}``) is
+    the version's results on its task's yardstick; the promotion gate judges them against the
+    version the short id means now (:mod:`adapterhub.registry.promotion`) and the manifest
+    records whether this version is promoted, and why.
     """
     aid = publish_id(adapter_id)
     ref = _backbone_ref(backbone)
@@ -199,6 +206,7 @@ def publish(
             "license": "",  # derived below, from the data and the backbone
             "description": description,
             "files": {},
+            "yardstick": yardstick,
         }
         manifest = _manifest(fields)
         licence = derive(
@@ -210,6 +218,9 @@ def publish(
         manifest = manifest.model_copy(
             update={"license": licence.license, "license_sources": licence.sources}
         )
+        if manifest.yardstick is not None:
+            decision = judge(manifest.yardstick, _baseline(aid, store))
+            manifest = manifest.model_copy(update={"promotion": decision})
         files = {}
         for name in [*PAYLOAD_FILES, CARD]:  # the card last: it lists the others
             if name == CARD:
@@ -229,6 +240,15 @@ def publish(
         target.put(staging, manifest)
     log.info("published %s to %s", aid, target)
     return manifest
+
+
+def _baseline(aid: AdapterId, store: str | Path | Store | None) -> Manifest | None:
+    """The manifest of the version ``aid``'s short id (in its namespace) means now: what a new
+    version is judged against."""
+    try:
+        return _resolver(store).resolve(aid.base).manifest
+    except NotFoundError:
+        return None
 
 
 def _recipe_dataset(recipe: dict[str, Any] | str | None) -> str:

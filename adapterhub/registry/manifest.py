@@ -74,6 +74,20 @@ class Metrics(BaseModel):
                 raise ValueError(f"metric {key!r} must be finite, got {value!r}")
 
 
+class Promotion(BaseModel):
+    """Whether a version became what its short id means when it was published (the promotion
+    gate, :mod:`adapterhub.registry.promotion`), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+    promoted: bool
+    reason: str
+    baseline: str | None = None
+    """The exact id it was judged against (the version the short id meant), if any."""
+    band: float | None = None
+    """The noise band of the judgement: how far below the baseline still counts as no
+    regression (accuracy, overall on the yardstick)."""
+
+
 class FileInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
@@ -103,6 +117,11 @@ class Manifest(BaseModel):
     training did, what evaluation and serving do."""
     backbone: BackboneRef
     metrics: Metrics = Field(default_factory=Metrics)
+    yardstick: Metrics | None = None
+    """Results on the task's yardstick, a dev set (``sentiment-yardstick``): overall, hard
+    subset and per language; what the promotion gate judges."""
+    promotion: Promotion | None = None
+    """The gate's decision; None for entries published before the gate (promoted)."""
     recipe: dict[str, Any] | str | None = None
     parents: list[str] = Field(default_factory=list)
     """Ids of the adapters this one was trained on (the language adapter under a task adapter)."""
@@ -157,6 +176,11 @@ class Manifest(BaseModel):
     def adapter_id(self) -> AdapterId:
         return AdapterId.parse(self.id)
 
+    @property
+    def promoted(self) -> bool:
+        """Whether short ids may resolve to this version (the promotion gate let it through)."""
+        return self.promotion is None or self.promotion.promoted
+
     def to_json(self) -> str:
         """The committed form: everything but the mutable yank state."""
         data = self.model_dump(mode="json", exclude={"yanked", "yanked_reason"})
@@ -192,6 +216,7 @@ class Manifest(BaseModel):
             "labels": len(self.labels),
             "created_at": self.created_at,
             "yanked": self.yanked,
+            "promoted": self.promoted,
         }
 
 
@@ -348,6 +373,22 @@ def render_card(manifest: Manifest) -> str:
     if values:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in sorted(values.items()))
         lines.append(f"- Results on {evaluation.describe(manifest.metrics.dataset)}: {scores}")
+    if manifest.yardstick is not None:
+        board = manifest.yardstick.values
+        per_lang = ", ".join(
+            f"{k.removeprefix('accuracy_')} {v:.3f}"
+            for k, v in sorted(board.items())
+            if k.startswith("accuracy_")
+        )
+        lines.append(
+            f"- Yardstick ({manifest.yardstick.dataset} {manifest.yardstick.split}, a dev set): "
+            f"accuracy {board.get('accuracy', 0):.3f}, hard subset "
+            f"{board.get('hard_accuracy', 0):.3f}; per language: {per_lang}"
+        )
+    if manifest.promotion is not None and not manifest.promotion.promoted:
+        lines.append(
+            f"- Not promoted (short ids do not mean this version): {manifest.promotion.reason}"
+        )
     lines += [
         f"- Created {manifest.created_at} by {manifest.created_by}; licence {manifest.license}",
         "",

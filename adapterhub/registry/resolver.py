@@ -13,7 +13,9 @@ Precedence:
    namespace NAME``, or ``$ADAPTERHUB_NAMESPACE``; default ``local``), then ``adapterhub``, the
    namespace of the built-in adapters.
 3. Version: the one written. Without one, the highest version (releases before prereleases) that
-   some store holds and no store marks as yanked, in the first namespace of (2) that has one.
+   some store holds and no store marks as yanked, in the first namespace of (2) that has one;
+   a version the promotion gate did not promote (it regressed on its yardstick,
+   :mod:`adapterhub.registry.promotion`) is skipped while an older one is not.
    Patterns and references without a version never mean a yanked version; one asked for by its
    version (``sentiment/de:1.1.0``, ``sentiment/de@team:1.1.0``) can be shown, pulled and
    exported, but is never served (:class:`YankedError`).
@@ -378,7 +380,8 @@ class Resolver:
                     continue
                 chosen = ref.version if holders else None
             else:
-                chosen = newest([v for v, hs in held.items() if not any(y for _, y in hs)])
+                live = [v for v, hs in held.items() if not any(y for _, y in hs)]
+                chosen = self._promoted_newest(base, live, held)
                 yanked_matches += [base.with_version(v) for v in held if chosen is None]
             if chosen is not None:
                 return self._settle(base.with_version(chosen), held[chosen], failures)
@@ -399,6 +402,31 @@ class Resolver:
             f"no published, non-yanked version of {ref} (namespaces {', '.join(namespaces)}) in "
             f"{where}; see `adapterhub registry list --task {ref.task} --lang {ref.lang}`"
         )
+
+    def _promoted_newest(
+        self,
+        base: AdapterId,
+        versions: list[Version],
+        held: dict[Version, list[tuple[NamedStore, bool]]],
+    ) -> Version | None:
+        """:func:`newest` of the versions the promotion gate let through (one that any holder's
+        manifest marks ``promoted: false`` is skipped, :mod:`adapterhub.registry.promotion`);
+        the newest of all when it let none through. Reads manifests newest first, so the
+        usual case costs one (cached) read."""
+        remaining = list(versions)
+        while remaining:
+            candidate = newest(remaining)
+            aid = base.with_version(candidate)
+            if all(self._promoted(h, aid) for h, _ in held[candidate]):
+                return candidate
+            remaining.remove(candidate)
+        return newest(versions)
+
+    def _promoted(self, holder: NamedStore, aid: AdapterId) -> bool:
+        try:
+            return self._manifest(holder, aid).promoted
+        except AdapterHubError:  # an unreadable entry: the read that follows reports it
+            return True
 
     def _settle(
         self,

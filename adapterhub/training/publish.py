@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from adapterhub.evaluation.yardstick import card_results
 from adapterhub.registry import api
 from adapterhub.training.result import TrainResult
 
@@ -19,7 +20,9 @@ def publish_adapter(
     parents: list[str] | None = None,
     version: str = "1.0.0",
 ) -> str:
-    """Publish a trained folder through the registry; returns the exact id."""
+    """Publish a trained folder through the registry; returns the exact id. A task with a
+    yardstick (sentiment) is scored on it first: the card reports it and the promotion gate
+    judges it."""
     recipe = result.recipe
     task_name = "lang" if recipe.task == "mlm" else recipe.task
     ident = adapter_id or f"{task_name}/{recipe.lang}:{version}"
@@ -44,5 +47,6 @@ def publish_adapter(
         parents=parents or [],
         description=description,
         store=store,
+        yardstick=card_results(output, recipe.task, backbone=backbone),
     )
     return manifest.id

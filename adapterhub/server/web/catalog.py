@@ -129,6 +129,8 @@ class Row:
         elif not self.is_current:
             means = f"{self.base} means {self.current}" if self.current else "no version served"
             kind = "a prerelease" if self.version.is_prerelease else "older"
+            if not self.manifest.promoted:  # the promotion gate held it back
+                kind = f"the gate held it back ({self.manifest.promotion.reason})"
             found.append(f"not promoted, {kind}: {means}")
         if self.conflict:
             found.append("different bytes in two stores: resolving it is an error")
