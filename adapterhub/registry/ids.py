@@ -32,7 +32,7 @@ LANGUAGE_TASK = "lang"
 """Language adapters use this task name: ``lang/de@adapterhub:1.0.0``."""
 
 _WORD = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
-_WORD_RE = re.compile(rf"^{_WORD}$")
+_WORD_RE = re.compile(_WORD)  # fullmatch only: "$" would let a final newline pass
 _SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?$"
@@ -84,7 +84,7 @@ class Version:
 
 
 def check_word(value: str, what: str) -> str:
-    if not _WORD_RE.match(value or ""):
+    if not _WORD_RE.fullmatch(value or ""):
         raise UsageError(
             f"{what} {value!r} is invalid; use lowercase letters and digits joined by '-' or '_'"
         )
@@ -94,7 +94,7 @@ def check_word(value: str, what: str) -> str:
 def check_user_namespace(value: str, where: str = "namespace") -> str:
     """A namespace a user may publish under: a valid word, and not the built-in one."""
     value = (value or "").strip()
-    if not _WORD_RE.match(value):
+    if not _WORD_RE.fullmatch(value):
         raise UsageError(
             f"namespace {value!r} (from {where}) is invalid; use lowercase letters and digits "
             "joined by '-' or '_', e.g. `adapterhub config set namespace nlp-team`"
