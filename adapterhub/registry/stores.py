@@ -219,13 +219,19 @@ def _copy_declared(src: Path, dst: Path, size: int) -> None:
                 f"{src} is {actual} bytes but its manifest declares {size}; the entry is corrupt "
                 "or was tampered with (pull it again)"
             )
-        with open(dst, "xb") as fout:
-            copied = 0
-            while chunk := fin.read(min(1 << 20, size + 1 - copied)):
-                copied += len(chunk)
-                if copied > size:
-                    raise IntegrityError(f"{src} grew past its declared {size} bytes; refusing it")
-                fout.write(chunk)
+        _copy_at_most(fin, dst, size, f"{src} grew")
+
+
+def _copy_at_most(fin: Any, dst: Path, size: int, what: str) -> None:
+    """Copy the open file ``fin`` to the new file ``dst``, refusing it at the first byte past
+    ``size`` (at most ``size + 1`` bytes are read); ``what`` starts the message."""
+    with open(dst, "xb") as fout:
+        copied = 0
+        while chunk := fin.read(min(1 << 20, size + 1 - copied)):
+            copied += len(chunk)
+            if copied > size:
+                raise IntegrityError(f"{what} past its declared {size} bytes; refusing it")
+            fout.write(chunk)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -536,10 +542,23 @@ class FsspecStore(Store):
     def exists(self, aid: AdapterId) -> bool:
         return self.fs.exists(self._path(*aid.parts, MANIFEST))
 
+    def _read_at_most(self, path: str, limit: int) -> bytes:
+        """A file's bytes, refused from its listed size (before reading) when over ``limit``,
+        and at the first byte past it when the listing understates it."""
+        listed = self.fs.info(path).get("size") or 0
+        with self.fs.open(path, "rb") as handle:
+            data = handle.read(limit + 1) if listed <= limit else b""
+        if listed > limit or len(data) > limit:
+            raise IntegrityError(
+                f"{self.url}: {path.removeprefix(self.root + '/')} is "
+                f"{max(listed, len(data))} bytes, over the {limit} byte cap; refusing to read it"
+            )
+        return data
+
     def read_manifest(self, aid: AdapterId) -> Manifest:
         path = self._path(*aid.parts, MANIFEST)
         try:
-            text = self.fs.cat_file(path)
+            text = self._read_at_most(path, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise NotFoundError(f"{aid} is not in {self.url}") from None
         manifest = Manifest.from_json(text, where=f"{self.url}: {aid.relpath}/{MANIFEST}")
@@ -548,19 +567,38 @@ class FsspecStore(Store):
         yanked = self._path(*aid.parts, YANKED)
         if self.fs.exists(yanked):
             manifest.yanked = True
-            with contextlib.suppress(ValueError, OSError):
-                manifest.yanked_reason = str(json.loads(self.fs.cat_file(yanked)).get("reason", ""))
+            with contextlib.suppress(ValueError, OSError, AttributeError, IntegrityError):
+                record = json.loads(self._read_at_most(yanked, MAX_MANIFEST_BYTES))
+                manifest.yanked_reason = str(record.get("reason", ""))
         return manifest
 
     def fetch(self, aid: AdapterId, dest: Path) -> None:
+        """The entry's files, each refused before it is read unless the store lists it with
+        the size its manifest declares (within the cap), and cut off at the first byte past
+        that size should the listing be wrong; the manifest, the yank marker and signatures
+        are capped like manifests (as :meth:`LocalStore.fetch` does)."""
         manifest = self.read_manifest(aid)
         signed = [n for n in SIGNATURE_FILES if self.fs.exists(self._path(*aid.parts, n))]
         for name in [*manifest.files, MANIFEST, *([YANKED] if manifest.yanked else []), *signed]:
             path = self._path(*aid.parts, name)
-            info = self.fs.info(path)
-            if (info.get("size") or 0) > MAX_REMOTE_FILE_BYTES:
-                raise IntegrityError(f"{self.url}: {name} of {aid} is over the size cap")
-            self.fs.get_file(path, str(dest / name))
+            declared = manifest.files.get(name)
+            if declared is None:
+                (dest / name).write_bytes(self._read_at_most(path, MAX_MANIFEST_BYTES))
+                continue
+            where = f"{self.url}: {name} of {aid}"
+            if declared.bytes > MAX_REMOTE_FILE_BYTES:
+                raise IntegrityError(
+                    f"{where}: its manifest declares {declared.bytes} bytes, over the "
+                    f"{MAX_REMOTE_FILE_BYTES} byte cap; refusing it"
+                )
+            listed = self.fs.info(path).get("size")
+            if listed is not None and listed != declared.bytes:
+                raise IntegrityError(
+                    f"{where} is {listed} bytes but its manifest declares {declared.bytes}; the "
+                    "entry is corrupt or was tampered with (pull it again)"
+                )
+            with self.fs.open(path, "rb") as handle:
+                _copy_at_most(handle, dest / name, declared.bytes, f"{where} streamed")
 
     def put(self, src: Path, manifest: Manifest) -> None:
         if self.read_only:
