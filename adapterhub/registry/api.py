@@ -28,7 +28,7 @@ from adapterhub.errors import (
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.registry.audit import audit
 from adapterhub.registry.bundle import extract_bundle, write_bundle
-from adapterhub.registry.ids import BUILTIN_NAMESPACE, AdapterId, user_namespace
+from adapterhub.registry.ids import BUILTIN_NAMESPACE, LANGUAGE_TASK, AdapterId, user_namespace
 from adapterhub.registry.licensing import derive
 from adapterhub.registry.manifest import (
     ADAPTER_CONFIG,
@@ -103,8 +103,22 @@ def _load_backbone(backbone: Any) -> Any:
 # --------------------------------------------------------------------------- publish
 
 
+def _task_type_of(aid: AdapterId, head_task_type: str | None, recipe: Any) -> str | None:
+    """The head's task type; for an adapter without a head, the headless task type of the task
+    its recipe names, else its id's (``lang/*``: mlm, ``retrieval/*``: retrieval)."""
+    if head_task_type is not None:
+        return head_task_type
+    # the task table imports torch (~9 s cold); publish has loaded the tensors by now, and
+    # the card it renders imports the table anyway (manifest._pipeline_tag)
+    from adapterhub.tasks import TASKS
+
+    named = recipe.get("task") if isinstance(recipe, dict) else None
+    spec = TASKS.get(str(named or ("mlm" if aid.task == LANGUAGE_TASK else aid.task)))
+    return spec.task_type if spec is not None and not spec.type.publishes_head else None
+
+
 def _preprocessing_of(recipe: Any, task_type: str | None) -> dict[str, Any] | None:
-    """The preprocessing record of a task adapter trained by ``recipe`` (None without one)."""
+    """The preprocessing record of an adapter trained by ``recipe`` (None without one)."""
     if task_type is None or not isinstance(recipe, dict):
         return None
     return Preprocessing.from_dict(recipe).to_dict()
@@ -183,6 +197,7 @@ def publish(
             raise type(exc)(str(exc).replace(str(staging), str(source))) from exc
         if labels is not None and checked.head is not None and list(labels) != checked.labels:
             raise UsageError(f"labels {list(labels)} differ from the head's {checked.labels}")
+        task_type = _task_type_of(aid, checked.task_type, recipe)
         fields = {
             "id": str(aid),
             "kind": aid.kind,
@@ -193,13 +208,13 @@ def publish(
             "method": checked.method,
             "method_config": checked.config,
             "labels": checked.labels if checked.head is not None else list(labels or []),
-            "task_type": checked.task_type,
+            "task_type": task_type,
             "backbone": ref,
             "metrics": metrics if metrics is not None else {},
             "recipe": recipe,
             "preprocessing": preprocessing
             if preprocessing is not None
-            else _preprocessing_of(recipe, checked.task_type),
+            else _preprocessing_of(recipe, task_type),
             "parents": list(parents),
             "created_at": utc_now(),
             "created_by": created_by or _user(),

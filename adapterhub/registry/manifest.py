@@ -111,7 +111,8 @@ class Manifest(BaseModel):
     """The adapter_config.json the entry carries."""
     labels: list[str] = Field(default_factory=list)
     task_type: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    """The head's task type (``adapterhub.tasks.TASK_TYPES``: sequence, token); None without."""
+    """The task type (``adapterhub.tasks.TASK_TYPES``): the head's (sequence, token), or for an
+    adapter without one the headless type it was trained as (mlm, retrieval)."""
     preprocessing: dict[str, Any] | None = None
     """How inputs become token ids (:class:`adapterhub.preprocessing.Preprocessing`): what
     training did, what evaluation and serving do."""
