@@ -140,8 +140,9 @@ class ServerConfig:
     )
     read_token: str | None = _option(
         None,
-        "bearer token the prediction routes, /v1/adapters and /metrics require (the admin token "
-        "passes too); unset leaves them open",
+        "bearer token the prediction routes, /v1/adapters, /metrics and the web pages require "
+        "(the admin token passes too; a browser needs a proxy or extension that sends "
+        "'Authorization: Bearer TOKEN'); unset leaves them open",
         metavar="TOKEN",
         env="ADAPTERHUB_READ_TOKEN",
     )

@@ -71,5 +71,6 @@ def create_app(runtime: Runtime, config: ServerConfig | None = None) -> FastAPI:
     app.include_router(ops.scrape, dependencies=readers)
     app.include_router(ops.router)
     app.include_router(docs.router)
-    app.include_router(web.router)
+    app.include_router(web.router, dependencies=readers)  # the pages show the registry
+    app.include_router(web.assets)
     return app

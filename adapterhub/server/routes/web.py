@@ -5,6 +5,10 @@
 JSON the live view refreshes from. They work with a runtime (``adapterhub serve``) and without
 one (``adapterhub hub``, whose app puts a :class:`Catalog` on ``app.state.catalog``): then the
 playground and the live view say that no backbone is loaded, and ``/v1/stats`` answers 503.
+
+With ``--read-token`` the pages and ``/v1/stats`` need it like the read API (``Authorization:
+Bearer TOKEN``; without it, the one error shape's 401): a browser gets it from a reverse proxy
+or a header extension that adds it to every request, the playground's own calls included.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from adapterhub.server.web.catalog import EXAMPLES, FACETS, Catalog, Filters
 from adapterhub.server.web.pages import ASSETS, SECURITY_HEADERS, STATIC_URL, render
 
 router = APIRouter()
+"""The pages and ``/v1/stats``: read routes (``create_app`` puts the read token on them)."""
+assets = APIRouter()
+"""The packaged assets: code and styles, no registry data, so open whatever the token."""
 
 FACET_LABELS = {
     "task": "Task",
@@ -196,7 +203,7 @@ def stats(request: Request, runtime: MaybeRuntime) -> live.Stats:
     return _stats(request, runtime)
 
 
-@router.get(STATIC_URL + "/{name}", include_in_schema=False)
+@assets.get(STATIC_URL + "/{name}", include_in_schema=False)
 def asset(name: str) -> Response:
     """A packaged asset; a versioned URL never changes, so it is cached for a day."""
     found = ASSETS.get(name)

@@ -1,7 +1,8 @@
 """The app of ``adapterhub hub``: the web pages over a registry, with no backbone and no runtime.
 
-Only the web router is mounted: there is nothing to predict with, so the playground and the live
-view say so, and the prediction routes do not exist here. Errors keep the server's one shape.
+Only the web routers (pages, assets) are mounted: there is nothing to predict with, so the
+playground and the live view say so, and the prediction routes do not exist here. Errors keep the
+server's one shape.
 """
 
 from __future__ import annotations
@@ -28,4 +29,5 @@ def create_hub_app(resolver: Resolver) -> FastAPI:
     app.state.catalog = Catalog(resolver)
     errors.install(app)
     app.include_router(web.router)
+    app.include_router(web.assets)
     return app
