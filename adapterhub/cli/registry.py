@@ -328,11 +328,32 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _held_back(resolver, reference: str, found) -> list[str]:
+    """Newer versions than ``found`` that a short ``reference`` passed over because the
+    promotion gate held them back, each with the gate's reason."""
+    from adapterhub.registry.ids import AdapterId
+
+    if AdapterId.parse(reference).version is not None:
+        return []
+    chosen = found.id
+    newer = resolver.entries(
+        task=chosen.task, lang=chosen.lang, namespace=chosen.namespace, include_yanked=False
+    )
+    return [
+        f"{e.manifest.id} is newer but not promoted: {e.manifest.promotion.reason}"
+        for e in newer
+        if e.manifest.adapter_id.version > chosen.version and not e.manifest.promoted
+    ]
+
+
 def run_show(args: argparse.Namespace) -> int:
-    found = _resolver(args).resolve(args.id)
+    resolver = _resolver(args)
+    found = resolver.resolve(args.id)
     print(found.describe(), file=sys.stderr)
     if not found.manifest.promoted:  # published, but short ids do not mean it: say why
         print(f"not promoted: {found.manifest.promotion.reason}", file=sys.stderr)
+    for line in _held_back(resolver, args.id, found):  # why the short id means an older one
+        print(line, file=sys.stderr)
     print(json.dumps({**found.manifest.model_dump(mode="json"), **found.summary()}, indent=2))
     return 0
 

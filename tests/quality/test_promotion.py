@@ -87,6 +87,11 @@ def test_a_regressing_version_is_published_but_not_promoted(
     captured = capsys.readouterr()
     assert "not promoted: regresses" in captured.err
     assert json.loads(captured.out)["promotion"]["promoted"] is False
+    # the short id shows 1.1.0 and says why it is not the newer 1.2.0
+    assert cli(["registry", "show", "sentiment/de@team"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["id"] == "sentiment/de@team:1.1.0"
+    assert "sentiment/de@team:1.2.0 is newer but not promoted: regresses" in captured.err
 
 
 def test_a_version_within_the_band_or_better_is_promoted(home, adapter_dir, tiny_backbone):
