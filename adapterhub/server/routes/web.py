@@ -22,6 +22,7 @@ from adapterhub.config import ServerConfig
 from adapterhub.errors import ConflictError, NotFoundError, UsageError
 from adapterhub.registry.resolver import Resolver
 from adapterhub.runtime import Runtime
+from adapterhub.server.deps import get_viewer
 from adapterhub.server.errors import ERROR_RESPONSES, ApiError
 from adapterhub.server.web import live
 from adapterhub.server.web.card import read_card
@@ -58,11 +59,17 @@ def get_runtime(request: Request) -> Runtime | None:
 def get_catalog(request: Request) -> Catalog:
     """The hub's catalog; under ``serve``, one over the runtime's registry, made on first use
     and kept on the app (its resolver caches manifests) with the stores the runtime's loads
-    resolve through."""
+    resolve through; under ``--read-namespaces``, only the namespaces the request may read
+    (every one for the admin token), as ``GET /v1/adapters`` lists them."""
     state = request.app.state
     catalog = getattr(state, "catalog", None)
     if catalog is None:
         catalog = state.catalog = Catalog(Resolver.default(state.runtime.registry))
+    config = getattr(state, "config", None)  # the hub has none: it shows every namespace
+    if config is not None:
+        viewer = get_viewer(request, config)
+        if viewer.namespaces is not None:
+            return catalog.seen_by(viewer.sees)
     return catalog
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -312,8 +313,15 @@ class Catalog:
     """The registry as the pages see it. One per app: its resolver keeps the manifests it read
     (immutable once published); listings and yank states are read afresh on every call."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, visible: Callable[[str], bool] | None = None) -> None:
         self.resolver = resolver
+        self.visible = visible
+
+    def seen_by(self, visible: Callable[[str], bool]) -> Catalog:
+        """This catalog as one viewer sees it (``--read-namespaces``): only the entries
+        ``visible(id)`` admits are listed, shown, counted or offered; the manifests the
+        resolver read stay shared."""
+        return Catalog(self.resolver, visible)
 
     @property
     def store_names(self) -> list[str]:
@@ -322,6 +330,8 @@ class Catalog:
     def rows(self) -> list[Row]:
         """Every entry of every store, sorted by namespace, task, language, newest first."""
         listed = self.resolver.entries(include_yanked=True)
+        if self.visible is not None:
+            listed = [e for e in listed if self.visible(e.manifest.id)]
         current: dict[str, str | None] = {}
         for entry in listed:
             base = entry.manifest.adapter_id.base
@@ -372,6 +382,9 @@ class Catalog:
         """The entry ``reference`` resolves to (a yanked one by its exact id), with its
         versions, the adapters trained on it and its task's matrix."""
         resolution = self.resolver.resolve(reference, include_yanked=True)
+        if self.visible is not None and not self.visible(str(resolution.id)):
+            # said as for an id that does not exist: a hidden namespace's ids are not confirmed
+            raise NotFoundError(f"no adapter {reference} in the registry this server shows you")
         rows = self.rows()
         exact = str(resolution.id)
         row = next((r for r in rows if r.id == exact), None)
