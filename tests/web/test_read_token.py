@@ -104,5 +104,18 @@ def test_the_playground_works_in_a_browser_that_sends_the_token(browser, guarded
         assert not result.find_elements(By.CSS_SELECTOR, ".error"), result.text
         shown = [e.text for e in result.find_elements(By.CSS_SELECTOR, ".prediction .label")]
         assert shown == [label]
+        # the copyable curl command works against this server: it carries the header, never
+        # the token itself
+        curl = browser.find_element(By.ID, "pg-curl").text
+        assert "Authorization: Bearer $ADAPTERHUB_READ_TOKEN" in curl and READER not in curl
     finally:  # the session's browser is shared: later tests send no token
         browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+
+
+def test_the_entry_pages_commands_carry_the_read_token_header(guarded_url, web_zoo):
+    page = httpx.get(f"{guarded_url}/adapters/{ADAPTER}", headers=bearer(READER), timeout=30)
+    assert page.status_code == 200
+    assert "Authorization: Bearer $ADAPTERHUB_READ_TOKEN" in page.text
+    assert READER not in page.text
+    with ServerThread(create_hub_app(Resolver.only(web_zoo.registry))) as hub:  # no token there
+        assert "ADAPTERHUB_READ_TOKEN" not in httpx.get(f"{hub.url}/adapters/{ADAPTER}").text

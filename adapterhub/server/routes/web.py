@@ -85,6 +85,11 @@ def _server_url(request: Request, runtime: Runtime | None) -> str:
     return f"http://{ServerConfig.host}:{ServerConfig.port}"
 
 
+def _wants_read_token(request: Request) -> bool:
+    config = getattr(request.app.state, "config", None)  # the hub has none
+    return bool(config is not None and config.read_token)
+
+
 def _page(
     template: str, runtime: Runtime | None, *, status: int = 200, **context: object
 ) -> HTMLResponse:
@@ -136,12 +141,14 @@ def adapter_page(
         view=view,
         card=card,
         card_note=card_note,
-        commands=view.commands(_server_url(request, runtime)),
+        commands=view.commands(_server_url(request, runtime), _wants_read_token(request)),
     )
 
 
 @router.get("/playground", response_class=HTMLResponse, include_in_schema=False)
-def playground(catalog: CatalogDep, runtime: MaybeRuntime, adapter: str = "") -> HTMLResponse:
+def playground(
+    request: Request, catalog: CatalogDep, runtime: MaybeRuntime, adapter: str = ""
+) -> HTMLResponse:
     """Try one adapter, a [language, task] stack or several adapters on texts."""
     if runtime is None:
         return _page("playground.html", runtime, page="playground", title="Playground")
@@ -175,6 +182,7 @@ def playground(catalog: CatalogDep, runtime: MaybeRuntime, adapter: str = "") ->
         chosen=chosen,
         texts="\n".join(PLAYGROUND_TEXTS),
         others=len(everything) - len(rows),
+        read_token=_wants_read_token(request),
     )
 
 

@@ -279,9 +279,11 @@ class EntryView:
         split = self.manifest.metrics.split
         return split if lang == self.manifest.lang else split.split(" ")[0]
 
-    def commands(self, server_url: str) -> list[Command]:
-        """Copyable commands: pull, serve and ask it over HTTP."""
+    def commands(self, server_url: str, read_token: bool = False) -> list[Command]:
+        """Copyable commands: pull, serve and ask it over HTTP (with the read token's header,
+        as ``$ADAPTERHUB_READ_TOKEN``, when the server wants one)."""
         m = self.manifest
+        auth = ' -H "Authorization: Bearer $ADAPTERHUB_READ_TOKEN"' if read_token else ""
         source = self.resolution.store_name
         pull = f"adapterhub registry pull {m.id}"
         if source != LOCAL:
@@ -293,7 +295,7 @@ class EntryView:
             found.append(
                 Command(
                     "predict",
-                    f"curl -s {server_url}/v1/predict -H 'Content-Type: application/json' "
+                    f"curl -s {server_url}/v1/predict -H 'Content-Type: application/json'{auth} "
                     f"-d {shlex.quote(body)}",
                 )
             )
@@ -302,7 +304,7 @@ class EntryView:
             found.append(
                 Command(
                     "embed",
-                    f"curl -s {server_url}/embed -H 'Content-Type: application/json' "
+                    f"curl -s {server_url}/embed -H 'Content-Type: application/json'{auth} "
                     f"-H {shlex.quote('X-Adapter-Id: ' + m.id)} -d {shlex.quote(body)}",
                 )
             )

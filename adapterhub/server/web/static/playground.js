@@ -57,6 +57,8 @@
 
   function curl(req) {
     let line = `curl -s ${location.origin}${req.url} -H 'Content-Type: application/json'`;
+    // the server wants --read-token: the command says where it goes, never the token itself
+    if (data.read_token) line += ` -H "Authorization: Bearer $ADAPTERHUB_READ_TOKEN"`;
     for (const [key, value] of Object.entries(req.headers)) line += ` -H ${quote(`${key}: ${value}`)}`;
     return `${line} -d ${quote(JSON.stringify(req.body))}`;
   }
