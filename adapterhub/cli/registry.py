@@ -21,7 +21,8 @@ Ids are TASK/LANG@NAMESPACE:VERSION. Every command and the server resolve an id 
               `project` (the adapters this project publishes)
   namespace   as written; without one, yours (`adapterhub config set namespace NAME`, or
               $ADAPTERHUB_NAMESPACE; default `local`), then `adapterhub` (the built-in one)
-  version     as written; without one, the newest version no store marks as yanked
+  version     as written; without one, the newest version no store marks as yanked and
+              the promotion gate let through (`registry show` says why one was held back)
 
 What you publish, train or import without a namespace goes under yours; `adapterhub` is the
 built-in store's alone. The same exact id with different bytes in two stores is an error that
