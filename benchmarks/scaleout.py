@@ -1,6 +1,7 @@
 """Scale-out benchmark: adapter-affinity routing across Ray Serve replicas, and the Ray hop's cost.
 
     OMP_NUM_THREADS=1 python benchmarks/scaleout.py [--quick] [--skip-hop] [--out FILE.json]
+    python benchmarks/scaleout.py --bounds-only 3000,30000,100000   # the simulation alone, no Ray
 
 1. Routing (tiny random backbone: the forward is not what is measured). 1000 adapters, a Zipf(1.1)
    sequence of requests (one input each, 16 clients), 2 replicas of 100 resident adapters each.
@@ -182,6 +183,26 @@ def bounds(sequence: list[int], warm: int) -> dict:
         ),
         "belady_optimal": simulate_belady(sequence, REPLICAS * PER_REPLICA, warm),
     }
+
+
+def zipf_sequence(length: int) -> list[int]:
+    rng = random.Random(0)
+    weights = [1 / (rank + 1) ** ZIPF for rank in range(ADAPTERS)]
+    return rng.choices(range(ADAPTERS), weights=weights, k=length)
+
+
+def print_bounds(lengths: list[int], warm: int = 1000) -> int:
+    print("| measured requests | round robin LRU | one LRU of 200 | Belady 200 | best ratio |")
+    print("|---:|---:|---:|---:|---:|")
+    for length in lengths:
+        found = bounds(zipf_sequence(warm + length), warm)
+        ratio = found["round_robin_lru"] / found["belady_optimal"]
+        print(
+            f"| {length} | {found['round_robin_lru']:.0f} | {found['perfect_partition_lru']:.0f} "
+            f"| {found['belady_optimal']:.0f} | {ratio:.2f}x |",
+            flush=True,
+        )
+    return 0
 
 
 # ---------------------------------------------------------------------------- HTTP
@@ -439,7 +460,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backbone", default="multilingual-e5-small", help="for the Ray hop")
     parser.add_argument("--skip-hop", action="store_true", help="routing and faults only")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "scaleout.json"))
+    parser.add_argument(
+        "--bounds-only",
+        metavar="N[,N...]",
+        help="print the simulated bounds for these numbers of measured requests (after the "
+        "warm-up of 1000) and exit: whether a longer run could reach the 3x goal",
+    )
     args = parser.parse_args(argv)
+    if args.bounds_only:
+        return print_bounds([int(n) for n in args.bounds_only.split(",")])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # replicas get it too (one thread each)
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -465,9 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     }
     warm, measured = (600, 1400) if args.quick else (1000, 3000)
-    rng = random.Random(0)
-    weights = [1 / (rank + 1) ** ZIPF for rank in range(ADAPTERS)]
-    sequence = rng.choices(range(ADAPTERS), weights=weights, k=warm + measured)
+    sequence = zipf_sequence(warm + measured)
     ids = [f"bench/a{i}@bench:1.0.0" for i in range(ADAPTERS)]
     results["simulated_bounds_loads_per_1000"] = bounds(sequence, warm)
     print(
