@@ -132,11 +132,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(registry: Path, threads: int, extra: list[str], log: Path) -> tuple:
+def start_server(
+    registry: Path, threads: int, extra: list[str], log: Path, preload: str = "bench/*@bench"
+) -> tuple:
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, "-m", "adapterhub", "serve", "--registry", str(registry)]
-    command += ["--preload", "bench/*@bench", "--port", str(port), *extra]
+    command += ["--preload", preload, "--port", str(port), *extra]
     process = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     import httpx
