@@ -56,10 +56,19 @@ def test_rows(dataset: str, lang: str | None, cap: int) -> tuple[list[str], list
     from adapterhub.data import load_dataset
     from adapterhub.evaluation.inference import sample_rows
 
-    test = load_dataset(dataset, [lang] if lang else None)["test"]
+    # langid: the adapter's own languages (its labels); loading every language would score
+    # texts of languages it has no label for as errors
+    langs = [lang] if lang else _adapter_labels("langid/multi") if dataset == "langid" else None
+    test = load_dataset(dataset, langs)["test"]
     names = test.features["label"].names
     rows = sample_rows([dict(r) for r in test], cap)
     return [r["text"] for r in rows], [names[r["label"]] for r in rows]
+
+
+def _adapter_labels(adapter: str) -> list[str]:
+    from adapterhub.registry.resolver import Resolver
+
+    return list(Resolver.default().resolve(adapter).manifest.labels or [])
 
 
 def yardstick_rows(cap: int) -> tuple[list[str], list[str]] | None:
