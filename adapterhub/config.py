@@ -69,8 +69,9 @@ class RuntimeConfig:
     quantize: str | None = _option(
         None,
         "8bit: the backbone's Linear layers through bitsandbytes; int8: torch's dynamic int8 "
-        "Linear layers (CPU, fp32 activations; 1.5x faster on an AVX2 EPYC but 3-6 points "
-        "less accurate on the sentiment yardstick, see the README's benchmarks); default: none",
+        "Linear layers but the output projections (CPU only; about 1.25x faster on an AVX2 EPYC, "
+        "up to 2.3 points less accurate on the sentiment adapters, see the README's "
+        "benchmarks); default: none",
         metavar="KIND",
     )
     require_signature: bool = _option(
