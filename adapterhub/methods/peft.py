@@ -9,8 +9,10 @@ this config adapt" the way PEFT does, so the checks refuse a tensor PEFT would s
 from __future__ import annotations
 
 import re
+import warnings
 from abc import abstractmethod
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +21,26 @@ from typing import Any, ClassVar, TypeVar
 from adapterhub.errors import AdapterHubError, IntegrityError
 from adapterhub.methods import patterns, schema
 from adapterhub.methods.base import CONFIG_HINT, TASK_ADAPTER, Method
+
+PEFT_NOISE = (
+    # we load the backbone from a local folder and record its name ourselves (add_adapter)
+    r"The PEFT config's `base_model_name_or_path` was renamed",
+    # PEFT asks transformers' deprecated property; nothing for a user to do
+    r"`is_gradient_checkpointing` is deprecated",
+    # a stack loads a second adapter into the PeftModel on purpose
+    r"Already found a `peft_config` attribute in the model",
+)
+
+
+@contextmanager
+def quiet_peft():
+    """PEFT's and transformers' warnings about what adapterhub does on purpose, kept off the
+    user's terminal (every other warning still shows)."""
+    with warnings.catch_warnings():
+        for message in PEFT_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
 
 PEFT_PREFIX = "base_model.model."
 
@@ -183,11 +205,12 @@ class PeftMethod(Method[T]):
         from peft import get_peft_model
 
         peft_config = self.peft_config(config, base_name)
-        if adapted.is_peft:
-            adapted.encoder.add_adapter(TASK_ADAPTER, peft_config)
-            activate_all(adapted)
-        else:
-            adapted.encoder = get_peft_model(adapted.encoder, peft_config)
+        with quiet_peft():
+            if adapted.is_peft:
+                adapted.encoder.add_adapter(TASK_ADAPTER, peft_config)
+                activate_all(adapted)
+            else:
+                adapted.encoder = get_peft_model(adapted.encoder, peft_config)
         if base_name:  # PEFT writes the local folder here; the backbone's name travels better
             adapted.encoder.peft_config[TASK_ADAPTER].base_model_name_or_path = base_name
         for name, parameter in adapted.encoder.named_parameters():
@@ -198,13 +221,16 @@ class PeftMethod(Method[T]):
     ) -> None:
         from peft import PeftModel  # ~8 s import, see add_adapter
 
-        if adapted.is_peft:
-            adapted.encoder.load_adapter(str(directory), adapter_name=role, is_trainable=trainable)
-            activate_all(adapted)
-        else:
-            adapted.encoder = PeftModel.from_pretrained(
-                adapted.encoder, str(directory), adapter_name=role, is_trainable=trainable
-            )
+        with quiet_peft():
+            if adapted.is_peft:
+                adapted.encoder.load_adapter(
+                    str(directory), adapter_name=role, is_trainable=trainable
+                )
+                activate_all(adapted)
+            else:
+                adapted.encoder = PeftModel.from_pretrained(
+                    adapted.encoder, str(directory), adapter_name=role, is_trainable=trainable
+                )
         for name, parameter in adapted.encoder.named_parameters():
             if f".{role}." in name:
                 parameter.requires_grad_(trainable)

@@ -225,3 +225,21 @@ def test_every_method_serves_through_hook_math_the_runtime_has():
     kinds = {f.name for f in fields(ModulePlan)}
     for method in METHODS.values():
         assert method.kinds and set(method.kinds) <= kinds, method.name
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_adding_and_loading_adapters_prints_no_library_warnings(method, tiny_backbone, tmp_path):
+    """What PEFT and transformers warn about on every train and eval (a local base model's
+    path, a deprecated property PEFT reads, a second adapter in a stack) is what adapterhub
+    does on purpose: the user's terminal must not show it."""
+    import warnings
+
+    config = get_method(method).config_class()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        adapted = add_adapter(wrap(tiny_backbone.model), config, str(tmp_path / "folder"))
+        adapted.save(tmp_path)
+        loaded = load_adapter(wrap(tiny_backbone.model), tmp_path)
+        load_adapter(loaded, tmp_path, role=LANGUAGE_ADAPTER)  # a stack: a second adapter
+    noisy = [str(w.message) for w in seen if "peft" in w.filename or "transformers" in w.filename]
+    assert not noisy, noisy
