@@ -41,8 +41,9 @@ def heatmap(
                 axes.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", color="w")
     axes.set_title(f"{title} ({metric})" if title else metric)
     figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    figure.savefig(str(path), dpi=100)
+    # the saved canvas grows to hold every label: tight_layout warns and clips instead when a
+    # one-language matrix leaves too narrow a figure for the title and the colour bar
+    figure.savefig(str(path), dpi=100, bbox_inches="tight")
     plt.close(figure)
     return Path(path)
 
@@ -61,7 +62,8 @@ def loss_curve(log_lines: list[dict[str, Any]], path: str | Path) -> Path:
         other.plot(*zip(*evals, strict=True), "o-", color="tab:orange", label="validation")
         other.set_ylabel("validation metric")
     axes.set_title("training")
-    figure.tight_layout()
-    figure.savefig(str(path), dpi=100)
+    # the saved canvas grows to hold every label: tight_layout warns and clips instead when a
+    # one-language matrix leaves too narrow a figure for the title and the colour bar
+    figure.savefig(str(path), dpi=100, bbox_inches="tight")
     plt.close(figure)
     return Path(path)
