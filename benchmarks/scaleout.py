@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import functools
 import heapq
 import json
@@ -45,12 +44,14 @@ from pathlib import Path
 import httpx
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import iter_adapters  # noqa: E402
+
 ZIPF = 1.1
 ADAPTERS = 1000
 REPLICAS = 2
 PER_REPLICA = 100
 CLIENTS = 16
-LABELS = ["negative", "positive"]
 TEXT = "the film was very good"
 HEADER = "X-Adapterhub-Replica"
 TOKEN = "bench-token"
@@ -98,36 +99,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def publish_adapters(backbone, registry: Path, work: Path, ids: list[str], r: int) -> None:
-    """One PEFT LoRA on query/value saved for real, then the same keys with fresh random values
-    and a 2-label head per id, each published into ``registry``."""
-    from peft import LoraConfig, get_peft_model
-    from safetensors.torch import load_file, save_file
-
+    """Rank-``r`` LoRA adapters with 2-label heads (:func:`serving.iter_adapters`), one per id,
+    each published into ``registry`` and its folder removed before the next is made."""
     from adapterhub.registry import publish
 
-    template = work / "template"
-    model = get_peft_model(
-        copy.deepcopy(backbone.model),
-        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["query", "value"], lora_dropout=0.0),
-    )
-    model.save_pretrained(str(template), safe_serialization=True)
-    keys = load_file(str(template / "adapter_model.safetensors"))
-    generator = torch.Generator().manual_seed(0)
-    for index, adapter_id in enumerate(ids):
-        folder = work / f"a{index}"
-        folder.mkdir(parents=True)
-        shutil.copyfile(template / "adapter_config.json", folder / "adapter_config.json")
-        tensors = {k: torch.randn(v.shape, generator=generator) * 0.05 for k, v in keys.items()}
-        save_file(tensors, str(folder / "adapter_model.safetensors"))
-        head = {
-            "weight": torch.randn(len(LABELS), backbone.hidden_size, generator=generator),
-            "bias": torch.zeros(len(LABELS)),
-        }
-        save_file(
-            head,
-            str(folder / "head.safetensors"),
-            metadata={"labels": json.dumps(LABELS), "task_type": "sequence"},
-        )
+    folders = iter_adapters(backbone, work, len(ids), r)
+    for index, (folder, adapter_id) in enumerate(zip(folders, ids, strict=True)):
         publish(folder, adapter_id, backbone=backbone, store=registry)
         shutil.rmtree(folder)
         if (index + 1) % 250 == 0:

@@ -28,9 +28,14 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+# the paired-rounds timer the peers share (standard library only, so it runs in their venvs too)
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from common import rounds  # noqa: E402
 
 BATCH, TOKENS = 32, 64
 LABELS = ["negative", "positive"]
@@ -47,21 +52,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def make_adapters(backbone, root: Path, count: int) -> list[Path]:
-    """``count`` PEFT LoRA folders: one real ``save_pretrained``, then the same keys with fresh
-    random values (a deep copy of the backbone per adapter would take minutes)."""
+def make_adapters(backbone, root: Path, count: int, r: int = 8) -> list[Path]:
+    """``count`` PEFT LoRA folders with 2-label heads under ``root`` (:func:`iter_adapters`)."""
+    return list(iter_adapters(backbone, root, count, r))
+
+
+def iter_adapters(backbone, root: Path, count: int, r: int = 8) -> Iterator[Path]:
+    """``count`` PEFT LoRA folders (rank ``r`` on query/value) with 2-label heads, one at a time:
+    one real ``save_pretrained``, then the same keys with fresh random values (a deep copy of
+    the backbone per adapter would take minutes). Seeded: the same folders every run."""
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file, save_file
 
     template = root / "template"
     model = get_peft_model(
         copy.deepcopy(backbone.model),
-        LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"], lora_dropout=0.0),
+        LoraConfig(r=r, lora_alpha=2 * r, target_modules=["query", "value"], lora_dropout=0.0),
     )
     model.save_pretrained(str(template), safe_serialization=True)
     del model
     keys = load_file(str(template / "adapter_model.safetensors"))
-    folders = []
     generator = torch.Generator().manual_seed(0)
     for index in range(count):
         folder = root / f"a{index}"
@@ -78,8 +88,7 @@ def make_adapters(backbone, root: Path, count: int) -> list[Path]:
             str(folder / "head.safetensors"),
             metadata={"labels": json.dumps(LABELS), "task_type": "sequence"},
         )
-        folders.append(folder)
-    return folders
+        yield folder
 
 
 def batch_inputs(vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -87,27 +96,6 @@ def batch_inputs(vocab: int, seed: int = 0) -> dict[str, torch.Tensor]:
     ids = torch.randint(5, vocab - 1, (BATCH, TOKENS), generator=generator)
     ids[:, 0], ids[:, -1] = 0, 2
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-
-
-def rounds(configs: dict, count: int, seed: int = 0) -> dict[str, list[float]]:
-    """Time every configuration once per round, in a fresh random order each round, after one
-    warm-up pass. On a shared CPU the load changes from minute to minute; comparing times from
-    the same round (paired ratios) cancels most of that drift."""
-    import random
-
-    rng = random.Random(seed)
-    names = list(configs)
-    for name in names:
-        configs[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(count):
-        rng.shuffle(names)
-        for name in names:
-            started = time.perf_counter()
-            configs[name]()
-            times[name].append(time.perf_counter() - started)
-        print(f"  round {index + 1}/{count} done", flush=True)
-    return times
 
 
 def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
