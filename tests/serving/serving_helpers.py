@@ -4,6 +4,7 @@ a real registry on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from dataclasses import dataclass
@@ -125,8 +126,33 @@ ZOO = {
 }
 PREFIXES = {"sentiment/fr@team:1.0.0": "query: "}
 """Adapters published with a recipe prefix (the runtime must prepend it, as training did)."""
-for _n in range(12):
-    ZOO[f"topic/x{_n}@bulk:1.0.0"] = ("lora", {"r": 4}, TOPICS, "sequence")
+BULK = [f"topic/x{n}@bulk:1.0.0" for n in range(12)]
+for _bulk in BULK:
+    ZOO[_bulk] = ("lora", {"r": 4}, TOPICS, "sequence")
+SPECS = [[a] for a in BULK] + [
+    ["sentiment/de@team:1.0.0"],
+    ["sentiment/fr@team:1.0.0"],
+    ["topic/de@team:1.0.0"],
+    ["sentiment/nl@team:1.0.0"],
+    ["lang/de@team:1.0.0", "sentiment/de@team:1.0.0"],
+    ["lang/nl@team:1.0.0", "sentiment/nl@team:1.0.0"],
+]
+"""What the concurrency tests mix: every bulk adapter, the team's task adapters and two stacks."""
+
+
+async def post_retrying(client, url: str, body: dict, *, retry=frozenset({429}), seen=None):
+    """POST ``body`` as a client does: a 429 (the pool's backpressure: every resident adapter is
+    held, and it must not overshoot ``--max-resident``) and any other status in ``retry`` is
+    sent again after its Retry-After (a quarter of it, at most 1 s, to keep tests short); each
+    retried response goes into ``seen``. Returns the final response."""
+    for _ in range(60):
+        response = await client.post(url, json=body)
+        if response.status_code not in retry:
+            return response
+        if seen is not None:
+            seen.append(response)
+        await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")) / 4, 1.0))
+    return response
 
 
 def reference_model(backbone, folders: list[Path], methods: list[str]):

@@ -18,7 +18,7 @@ import time
 
 import httpx
 import pytest
-from serving_helpers import SENTIMENT, make_adapter
+from serving_helpers import BULK, SENTIMENT, SPECS, make_adapter, post_retrying
 
 from adapterhub.config import RuntimeConfig, ServerConfig
 from adapterhub.runtime import Runtime
@@ -40,15 +40,6 @@ TEXTS = [
     "el libro es malo",
     "i love this book",
     "boring plot and a terrible actor",
-]
-BULK = [f"topic/x{n}@bulk:1.0.0" for n in range(12)]
-SPECS = [[a] for a in BULK] + [
-    ["sentiment/de@team:1.0.0"],
-    ["sentiment/fr@team:1.0.0"],
-    ["topic/de@team:1.0.0"],
-    ["sentiment/nl@team:1.0.0"],
-    ["lang/de@team:1.0.0", "sentiment/de@team:1.0.0"],
-    ["lang/nl@team:1.0.0", "sentiment/nl@team:1.0.0"],
 ]
 CONFIG = ServerConfig(
     max_batch_tokens=2048, max_wait_ms=10, max_inputs=8, max_chars=200, admin_token=TOKEN
@@ -228,28 +219,23 @@ async def _fire(url: str, jobs, *, retry_503: bool = False, during=None):
     """POST /v1/predict for every job at once; 429s (and 503s when ``retry_503``) retried
     after their Retry-After; ``during(answered so far)`` runs meanwhile. Returns (final responses, 503
     responses seen)."""
-    unavailable, answered = [], []
+    retried, answered = [], []
+    retry = frozenset({429, 503}) if retry_503 else frozenset({429})
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as client:
 
         async def one(spec, texts):
             body = _body(spec, texts)
-            for _ in range(60):
-                response = await client.post(f"{url}/v1/predict", json=body)
-                # 429 is the pool's backpressure (every resident adapter pinned): a client
-                # retries it after Retry-After, so it is never a final answer here
-                retry = response.status_code == 429 or (retry_503 and response.status_code == 503)
-                if not retry:
-                    answered.append(response)
-                    return response
-                if response.status_code == 503:
-                    unavailable.append(response)
-                await asyncio.sleep(float(response.headers["Retry-After"]) / 4)
+            response = await post_retrying(
+                client, f"{url}/v1/predict", body, retry=retry, seen=retried
+            )
+            answered.append(response)
             return response
 
         tasks = [asyncio.ensure_future(one(s, t)) for s, t in jobs]
         if during is not None:
             await during(answered)
-        return await asyncio.gather(*tasks), unavailable
+        responses = await asyncio.gather(*tasks)
+        return responses, [r for r in retried if r.status_code == 503]
 
 
 def _same(got: dict, want: dict) -> None:

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 import torch
-from serving_helpers import reference_logits, reference_model
+from serving_helpers import BULK, SPECS, post_retrying, reference_logits, reference_model
 
 from adapterhub.config import ServerConfig
 from adapterhub.errors import UsageError
@@ -27,15 +27,6 @@ TEXTS = [
     "het boek is heel slecht",
     "电影 非常 好",
     "boring plot and a terrible actor",
-]
-BULK = [f"topic/x{n}@bulk:1.0.0" for n in range(12)]
-SPECS = [[a] for a in BULK] + [
-    ["sentiment/de@team:1.0.0"],
-    ["sentiment/fr@team:1.0.0"],
-    ["topic/de@team:1.0.0"],
-    ["sentiment/nl@team:1.0.0"],
-    ["lang/de@team:1.0.0", "sentiment/de@team:1.0.0"],
-    ["lang/nl@team:1.0.0", "sentiment/nl@team:1.0.0"],
 ]
 
 
@@ -134,19 +125,10 @@ def test_concurrent_mixed_requests_with_loads_and_evictions(server, expected):
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
             async def one(spec, texts):
-                # A pool whose every adapter is held answers 429 by design (it must not overshoot
-                # --max-resident); a client retries after Retry-After, so must this one. Wrong
-                # answers and 5xx are what the test counts, not backpressure under CPU load.
+                # wrong answers and 5xx are what the test counts, not backpressure under load
                 body = {"adapter": spec[0]} if len(spec) == 1 else {"stack": spec}
-                for _ in range(20):
-                    response = await client.post(
-                        f"{server.url}/v1/predict", json={**body, "inputs": texts}
-                    )
-                    if response.status_code != 429:
-                        return response
-                    retry_after = float(response.headers.get("Retry-After", "1"))
-                    await asyncio.sleep(min(retry_after, 1.0))
-                return response
+                body["inputs"] = texts
+                return await post_retrying(client, f"{server.url}/v1/predict", body)
 
             return await asyncio.gather(*(one(s, t) for s, t in jobs))
 
