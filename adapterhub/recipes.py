@@ -21,6 +21,7 @@ FREEZE_CHOICES = ("backbone", "embeddings", "none")
 METHOD_CHOICES = (*METHOD_NAMES, "none")
 """The registered adapter methods, or none (only the head, or the whole backbone, trains)."""
 REPORT_TO_CHOICES = ("tensorboard", "mlflow", "wandb")
+HEAD_INIT_CHOICES = ("random", "probe")
 
 
 @dataclass
@@ -102,6 +103,10 @@ class Recipe:
     """AdamW weight decay (not on biases and LayerNorms)."""
     dropout: float = 0.1
     """Dropout before the head."""
+    head_init: str = "random"
+    """How the task head starts: ``random`` (PyTorch's default init) or ``probe`` (LP-FT: the
+    linear probe fitted on the frozen backbone's pooled states of the training rows, C chosen on
+    validation; sequence tasks only)."""
     grad_clip: float = 1.0
     """Maximum gradient norm; 0 disables clipping."""
     patience: int = 3
@@ -138,6 +143,10 @@ class Recipe:
         if self.freeze != "backbone" and self.method != "none":
             raise RecipeError(
                 f"freeze: {self.freeze} (fine-tuning the backbone) needs method: none"
+            )
+        if self.head_init not in HEAD_INIT_CHOICES:
+            raise RecipeError(
+                f"head_init must be one of {', '.join(HEAD_INIT_CHOICES)}, not {self.head_init!r}"
             )
         if self.quantize not in (None, "8bit"):
             raise RecipeError(f"quantize must be 8bit or empty, not {self.quantize!r}")

@@ -4,6 +4,7 @@
 - ``selection.py``: which languages a run trains and tests on (pure functions of counts);
 - ``data.py``: a recipe's rows through :mod:`adapterhub.data`;
 - ``model.py``: the adapted backbone and task head a recipe trains, and how it is saved;
+- ``probe.py``: the linear probe on pooled states (the baseline, and LP-FT's head init);
 - ``loop.py``: :class:`Trainer` (``setup()`` in steps, ``train()`` the loop, ``train_step``)
   and the :func:`train` entry point;
 - ``checkpoint.py``: resumable checkpoints (``accelerator.save_state``/``load_state``);

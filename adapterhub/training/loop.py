@@ -56,6 +56,7 @@ from adapterhub.training.checkpoint import (
 )
 from adapterhub.training.data import PreparedData, prepare_data
 from adapterhub.training.model import build_model, count_parameters, save_model
+from adapterhub.training.probe import init_head_from_probe
 from adapterhub.training.publish import publish_adapter
 from adapterhub.training.result import TrainResult
 from adapterhub.training.tracking import check_tracker, scalars, tracker_config
@@ -175,6 +176,22 @@ class Trainer:
         backbone_parameters = sum(p.numel() for p in self.backbone.model.parameters())
         task, parents = build_model(recipe, self.backbone, self.data.labels, copy_model=copy_model)
         task.initialise(self.data.train, self.backbone.tokenizer, recipe.max_length)
+        self.probe = None
+        if recipe.head_init == "probe":
+            task.to(self.accelerator.device)  # prepare() would move it there anyway
+            self.probe = init_head_from_probe(
+                task,
+                self.backbone.tokenizer,
+                self.data.train,
+                self.data.validation,
+                max_length=recipe.max_length,
+                batch_size=recipe.eval_batch_size,
+            )
+            if self.main and self.progress:
+                print(
+                    f"head initialised from the linear probe (C={self.probe.c}, validation "
+                    f"accuracy {self.probe.validation_accuracy:.3f})"
+                )
         self.parameters = count_parameters(task, backbone_parameters)
         if self.main and self.progress:
             counts = self.parameters
@@ -458,6 +475,12 @@ class Trainer:
             "seconds": result.seconds,
             "backbone": {"name": backbone.name, "fingerprint": backbone.fingerprint},
             "parents": self.parents,
+            "head_init": self.recipe.head_init,
+            **(
+                {"probe": {"C": self.probe.c, "validation": self.probe.validation_accuracy}}
+                if self.probe is not None
+                else {}
+            ),
             "test": result.metrics,
         }
         (output / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
