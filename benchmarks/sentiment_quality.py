@@ -13,7 +13,8 @@ device it ran on; CUDA is used when present.
     python benchmarks/sentiment_quality.py --merge /tmp/full/sentiment_quality.json
 
 "probe" is the issue's linear probe: logistic regression (scikit-learn) on the frozen backbone's
-mean-pooled embeddings, its regularisation chosen on the validation split. "full" fine-tunes
+mean-pooled states, its regularisation chosen on the validation split (the one fit in
+adapterhub/training/probe.py; benchmarks/probe.py scores it on the yardstick). "full" fine-tunes
 the whole backbone and the head (``--full freeze=embeddings`` keeps the word-embedding table
 frozen). Any recipe key can be overridden for every method (``--set key=value``) or for one
 (``--lora key=value``, ``--full key=value``); values are YAML. A quick look:
@@ -65,51 +66,41 @@ def variants(base, lora: dict, full: dict) -> dict:
 
 
 def linear_probe(base, backbone) -> dict:
-    """Logistic regression on frozen mean-pooled embeddings (the issue's probe): the inverse
-    regularisation C is picked on the validation split, then the test languages are scored."""
+    """The issue's probe (:func:`adapterhub.training.probe.fit_rows`, the fit LP-FT's
+    ``head_init: probe`` starts from): logistic regression on the frozen backbone's mean-pooled
+    states, C picked on the validation split; then the test languages are scored."""
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     from adapterhub.tasks.metrics import classification_metrics
     from adapterhub.training import prepare_data
+    from adapterhub.training.probe import fit_rows, pooled_features
 
     started = time.perf_counter()
     data = prepare_data(base)
-
-    def features(rows):
-        # embedded in length order (less padding), returned in row order
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]))
-        texts = [rows[i]["text"] for i in order]
-        emb = backbone.embed(texts, prefix="", batch_size=64, max_length=base.max_length)
-        out = np.empty((len(rows), emb.shape[1]))
-        out[order] = emb.numpy()
-        return out
-
-    def targets(rows):
-        return np.array([row["label"] for row in rows])
-
-    train_features = features(data.train)
-    scaler = StandardScaler().fit(train_features)
-    x_train, y_train = scaler.transform(train_features), targets(data.train)
-    x_val, y_val = scaler.transform(features(data.validation)), targets(data.validation)
-    best = None
-    for c in (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0):
-        model = LogisticRegression(C=c, max_iter=5000).fit(x_train, y_train)
-        score = float((model.predict(x_val) == y_val).mean())
-        if best is None or score > best[0]:
-            best = (score, c, model)
-    score, c, model = best
+    model, tokenizer = backbone.model, backbone.tokenizer
+    probe = fit_rows(
+        model,
+        tokenizer,
+        data.train,
+        data.validation,
+        num_labels=len(data.labels),
+        max_length=base.max_length,
+    )
     test = {}
     for lang, rows in data.test.items():
-        predictions = model.predict(scaler.transform(features(rows)))
-        test[lang] = classification_metrics(predictions.tolist(), targets(rows).tolist())
-    trainable = int(model.coef_.size + model.intercept_.size)
+        x = pooled_features(model, [r["text"] for r in rows], tokenizer, base.max_length)
+        truth = np.array([row["label"] for row in rows])
+        test[lang] = classification_metrics(probe.predict(x).tolist(), truth.tolist())
+    trainable = int(probe.weight.size + probe.bias.size)
     total = sum(p.numel() for p in backbone.model.parameters())
     return {
-        "recipe": {"method": "logistic regression", "C": c, "features": "mean-pooled, scaled"},
+        "recipe": {
+            "method": "logistic regression",
+            "C": probe.c,
+            "features": "mean-pooled, scaled",
+        },
         "test": test,
-        "best_validation": score,
+        "best_validation": probe.validation_accuracy,
         "steps": None,
         "best_step": None,
         "parameters": {"trainable": trainable, "share": trainable / total, "adapter_share": 0.0},
