@@ -30,7 +30,7 @@ ARCHITECTURE_KEYS = (
     "position_embedding_type",
 )
 # Weights a headless encoder never uses; a checkpoint with or without them is the same backbone.
-_UNUSED_PREFIXES = ("pooler.", "cls.", "lm_head.", "classifier.")
+UNUSED_PREFIXES = ("pooler.", "cls.", "lm_head.", "classifier.")
 _FINGERPRINT_CACHE = ".adapterhub-fingerprint.json"
 
 
@@ -42,11 +42,11 @@ def _weight_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.safetensors"))
 
 
-def _strip_base_prefix(names: list[str]) -> dict[str, str]:
+def strip_base_prefix(names: list[str]) -> dict[str, str]:
     """``bert.encoder...`` and ``encoder...`` name the same weight: hash them alike."""
     bases = ("bert.", "roberta.", "xlm_roberta.", "model.")
     for base in bases:
-        if names and all(n.startswith(base) or n.startswith(_UNUSED_PREFIXES) for n in names):
+        if names and all(n.startswith(base) or n.startswith(UNUSED_PREFIXES) for n in names):
             return {n: n[len(base) :] if n.startswith(base) else n for n in names}
     return {n: n for n in names}
 
@@ -84,9 +84,9 @@ def fingerprint_folder(folder: str | Path) -> str:
     digest.update(json.dumps(_architecture(config), sort_keys=True).encode())
     handles = [safe_open(str(f), framework="pt") for f in files]
     owner = {name: h for h in handles for name in h.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-    canonical = _strip_base_prefix(sorted(owner))
+    canonical = strip_base_prefix(sorted(owner))
     for stored, name in sorted(canonical.items(), key=lambda item: item[1]):
-        if name.startswith(_UNUSED_PREFIXES):
+        if name.startswith(UNUSED_PREFIXES):
             continue
         tensor = owner[stored].get_tensor(stored).contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())

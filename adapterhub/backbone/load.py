@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ FFN down projection. Their inputs carry the outlier features that one activation
 tensor flattens. Measured with benchmarks/precision.py on the five sentiment adapters (728
 yardstick and 150 test texts each), keeping them halves what int8 loses (worst -4.7 -> -2.3
 points, labels changed 6-10% -> 1-5%) for 1.25x instead of 1.43x the fp32 bare backbone."""
+ENGINES = ("transformers", "native")
+"""What computes the encoder: transformers' model, or :mod:`adapterhub.backbone.native`."""
 DTYPES = ("fp32", "bf16", "fp16")
 """What the encoder may compute in; fp16 is for GPUs (CPUs emulate it slowly)."""
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -69,6 +72,8 @@ class Backbone:
     meta: dict = field(default_factory=dict)
     dtype: str = "fp32"
     """What the encoder computes in (one of :data:`DTYPES`); outputs are read back as fp32."""
+    engine: str = "transformers"
+    """What computes it (one of :data:`ENGINES`)."""
 
     @property
     def hidden_size(self) -> int:
@@ -129,6 +134,7 @@ class Backbone:
             "quantization": self.quantization or "none",
             "dtype": self.dtype,
             "device": self.device,
+            "engine": self.engine,
             **({"license": self.meta["license"]} if "license" in self.meta else {}),
         }
 
@@ -177,9 +183,37 @@ def _download_from_hub(repo_id: str) -> Path:
     return Path(folder)
 
 
+_PREFETCHED: dict[Path, Future] = {}
+"""Tokenizers being loaded ahead of :func:`load_backbone` (:func:`prefetch_tokenizer`)."""
+
+
+def prefetch_tokenizer(name_or_path: str) -> None:
+    """Start loading the tokenizer of a backbone already on this machine in a thread, so that
+    parsing its 17 MB ``tokenizer.json`` (~1 s in Rust, GIL released) overlaps what the caller
+    imports next (``serve``: torch and FastAPI, ~2.5 s); :func:`load_backbone` takes it over.
+    Names that would need a download or a provisioning step are left to :func:`load_backbone`."""
+    candidate = Path(name_or_path).expanduser()
+    if not candidate.is_dir() and not embedded.is_embedded_name(name_or_path):
+        return
+    try:
+        folder = resolve_path(name_or_path, provision=False)[1]
+    except BackboneError:
+        return
+    job: Future = Future()
+
+    def load() -> None:
+        try:
+            job.set_result(_load_tokenizer(folder))
+        except BaseException as exc:  # handed to load_backbone, which raises it there
+            job.set_exception(exc)
+
+    _PREFETCHED[folder] = job
+    threading.Thread(target=load, name="adapterhub-tokenizer", daemon=True).start()
+
+
 def _load_tokenizer(folder: Path):
     # lazy: see the module docstring
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tokenizer_file = folder / "tokenizer.json"
     if tokenizer_file.is_file():
@@ -194,6 +228,8 @@ def _load_tokenizer(folder: Path):
                 if k.endswith("_token")
             }
         return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), **special)
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(str(folder))
 
 
@@ -210,24 +246,68 @@ def load_backbone(
     device: str | None = None,
     provision: bool = True,
     dtype: str = "fp32",
+    engine: str = "transformers",
 ) -> Backbone:
     """Load the frozen backbone: an embedded name, a local folder, or a hub id.
 
     ``quantize="8bit"`` loads the Linear layers through bitsandbytes (CPU or CUDA);
     ``quantize="int8"`` and ``dtype="bf16"`` convert the loaded model (:func:`prepare_backbone`);
-    ``dtype="auto"`` is :func:`auto_dtype` (fp32 when quantized).
+    ``dtype="auto"`` is :func:`auto_dtype` (fp32 when quantized). ``engine="native"`` (what the
+    server runs) computes with :mod:`adapterhub.backbone.native` where it covers the
+    architecture and 8-bit is not asked for; ``"transformers"`` is the model PEFT trains and
+    ``eval`` wraps.
     """
     _check_precision(None if dtype == "auto" else dtype, quantize)
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
     name, folder = resolve_path(name_or_path, provision=provision)
-    # lazy: see the module docstring
-    from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerFast  # noqa: F401
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
+    config = _read_config(folder)
     device = device or _default_device()
     if dtype == "auto":
         dtype = "fp32" if quantize else auto_dtype(device)
     fingerprint = fingerprint_folder(folder)
+    from adapterhub.backbone import native  # lazy (it imports torch): see the module docstring
+
+    native_engine = engine == "native" and quantize != "8bit" and native.supports(config)
+    # The tokenizer loads in a thread while the model does: parsing the 17 MB tokenizer.json
+    # (~0.9 s of CPU here) runs in Rust and lets the GIL go, so on two cores it overlaps the
+    # model's imports and from_pretrained instead of following them. Its classes are imported
+    # first, so the two threads never import the same transformers modules at once.
+    from transformers import PreTrainedTokenizerFast  # noqa: F401  lazy: see the module docstring
+
+    with ThreadPoolExecutor(1, thread_name_prefix="adapterhub-tokenizer") as pool:
+        tokenizer_job = _PREFETCHED.pop(folder, None) or pool.submit(_load_tokenizer, folder)
+        model = native.load_native(folder, config) if native_engine else _load_transformers(
+            folder, quantize, device
+        )  # fmt: skip
+        tokenizer = tokenizer_job.result()
+    if quantize != "8bit":  # bitsandbytes placed it (device_map)
+        model.to(device)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    meta = embedded.read_manifest(folder) or {}
+    log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
+    at_load = quantize if quantize == "8bit" else None
+    loaded = Backbone(name, folder, model, tokenizer, fingerprint, config, at_load, device, meta)
+    loaded.engine = "native" if native_engine else "transformers"
+    return prepare_backbone(loaded, dtype=dtype, quantize=quantize)
+
+
+def _read_config(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"{folder} has no readable config.json ({exc})") from exc
+
+
+def _load_transformers(folder: Path, quantize: str | None, device: str) -> Any:
+    """transformers' model of the checkpoint (the one PEFT wraps); 8-bit through bitsandbytes."""
+    # lazy: see the module docstring
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {}
     if quantize == "8bit":
         from transformers import BitsAndBytesConfig
@@ -236,31 +316,13 @@ def load_backbone(
         warnings.filterwarnings("ignore", message="MatMul8bitLt")
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": device}
-    # The tokenizer loads in a thread while the model does: parsing the 17 MB tokenizer.json
-    # (~0.9 s of CPU here) runs in Rust and lets the GIL go, so on two cores it overlaps the
-    # model's imports and from_pretrained instead of following them. Its classes were imported
-    # above, so the two threads never import the same transformers modules at once.
-    with ThreadPoolExecutor(1, thread_name_prefix="adapterhub-tokenizer") as pool:
-        tokenizer_job = pool.submit(_load_tokenizer, folder)
+    try:
         try:
-            try:
-                model = AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **kwargs)
-            except TypeError:  # architectures without a pooler option
-                model = AutoModel.from_pretrained(str(folder), **kwargs)
-        except (OSError, ValueError) as exc:
-            raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
-        tokenizer = tokenizer_job.result()
-    if quantize != "8bit":  # bitsandbytes placed it (device_map)
-        model.to(device)
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    config = json.loads((folder / "config.json").read_text())
-    meta = embedded.read_manifest(folder) or {}
-    log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
-    at_load = quantize if quantize == "8bit" else None
-    loaded = Backbone(name, folder, model, tokenizer, fingerprint, config, at_load, device, meta)
-    return prepare_backbone(loaded, dtype=dtype, quantize=quantize)
+            return AutoModel.from_pretrained(str(folder), add_pooling_layer=False, **kwargs)
+        except TypeError:  # architectures without a pooler option
+            return AutoModel.from_pretrained(str(folder), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load backbone from {folder}: {exc}") from exc
 
 
 def _check_precision(dtype: str | None, quantize: str | None) -> None:

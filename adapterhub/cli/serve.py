@@ -168,7 +168,9 @@ def make_runtime(backbone_name: str, registry: str | None, limits: RuntimeConfig
     from adapterhub.runtime import Runtime
 
     started = _phase()
-    backbone = load_backbone(backbone_name, quantize=limits.quantize, dtype=limits.dtype or "auto")
+    backbone = load_backbone(
+        backbone_name, quantize=limits.quantize, dtype=limits.dtype or "auto", engine="native"
+    )
     started = _phase("backbone", started)
     runtime = Runtime(
         backbone,
@@ -201,6 +203,10 @@ def run(args: argparse.Namespace) -> int:
     # Imported here, not at the top: the server pulls in torch and FastAPI (seconds) and the
     # registry about 0.3 s, while `adapterhub --help` takes 0.08 s without them.
     started = _phase()
+    if not args.ray:  # each Ray replica loads its own backbone, in its own process
+        from adapterhub.backbone.load import prefetch_tokenizer
+
+        prefetch_tokenizer(args.backbone)
     import uvicorn
 
     from adapterhub.server import create_app
