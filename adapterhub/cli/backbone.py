@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from adapterhub.cli.flags import add_json_flag, add_quantize_flag
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backbone", help="provision and inspect backbones")
@@ -32,13 +34,13 @@ def register(subparsers) -> None:
     fetch.set_defaults(func=run_fetch)
 
     listing = commands.add_parser("list", help="list provisioned backbones")
-    listing.add_argument("--json", action="store_true")
+    add_json_flag(listing)
     listing.set_defaults(func=run_list)
 
     info = commands.add_parser("info", help="describe one backbone (loads it)")
     info.add_argument("name", help="embedded name, local folder or hub id")
-    info.add_argument("--quantize", choices=["8bit"], default=None)
-    info.add_argument("--json", action="store_true")
+    add_quantize_flag(info)
+    add_json_flag(info)
     info.set_defaults(func=run_info)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from adapterhub.cli.flags import add_json_flag
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
 
     listing = commands.add_parser("list", help="every setting, its value and where it comes from")
-    listing.add_argument("--json", action="store_true")
+    add_json_flag(listing)
     listing.set_defaults(func=run_list)
 
     get = commands.add_parser("get", help="print one setting's value")
@@ -35,11 +37,11 @@ def register(subparsers) -> None:
 
     put = commands.add_parser("set", help="store a setting in config.json")
     put.add_argument("name", help="e.g. namespace")
-    put.add_argument("value")
+    put.add_argument("value", help="the new value, e.g. nlp-team for namespace")
     put.set_defaults(func=run_set)
 
     unset = commands.add_parser("unset", help="remove a setting from config.json (default again)")
-    unset.add_argument("name")
+    unset.add_argument("name", help="e.g. namespace")
     unset.set_defaults(func=run_unset)
 
 

@@ -32,12 +32,16 @@ def register(subparsers) -> None:
     show.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="default test, or dev")
     show.add_argument("-n", type=int, default=5, help="number of examples (default 5)")
     show.add_argument("--task", default=None, help="task of your own data (e.g. sentiment, pos)")
-    show.add_argument("--text-column", default="text")
-    show.add_argument("--label-column", default="label")
+    show.add_argument(
+        "--text-column", default="text", help="your own data's text column (default: text)"
+    )
+    show.add_argument(
+        "--label-column", default="label", help="your own data's label column (default: label)"
+    )
     show.set_defaults(func=cmd_show)
 
     card = commands.add_parser("card", help="print a built-in dataset's card (Markdown)")
-    card.add_argument("name")
+    card.add_argument("name", help="built-in dataset name (see `adapterhub data list`)")
     card.set_defaults(func=cmd_card)
 
 

@@ -6,18 +6,19 @@ import argparse
 import json
 import sys
 
+from adapterhub.cli.flags import add_backbone_flag, add_prefix_flag, add_quantize_flag
 from adapterhub.errors import UsageError
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("embed", help="embed texts with the backbone (JSON lines)")
     parser.add_argument("texts", nargs="+", help="texts to embed, or - to read lines from stdin")
-    parser.add_argument("--backbone", default="multilingual-e5-small")
+    add_backbone_flag(parser)
+    add_prefix_flag(parser)
+    add_quantize_flag(parser)
     parser.add_argument(
-        "--prefix", default="query: ", help="e5 input prefix (default 'query: '; use '' for none)"
+        "--batch-size", type=int, default=32, help="texts per forward pass (default: %(default)s)"
     )
-    parser.add_argument("--quantize", choices=["8bit"], default=None)
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.set_defaults(func=run)
 
 

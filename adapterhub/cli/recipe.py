@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from adapterhub.cli.flags import add_json_flag
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("recipe", help="list and print the packaged recipes")
     commands = parser.add_subparsers(dest="recipe_command", metavar="ACTION", required=True)
 
     listing = commands.add_parser("list", help="the packaged recipes, one per task")
-    listing.add_argument("--json", action="store_true")
+    add_json_flag(listing)
     listing.set_defaults(func=run_list)
 
     show = commands.add_parser(

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from adapterhub.cli.flags import add_json_flag
+
 # The resolver's rules (adapterhub.registry.resolver), here as text: importing the registry to
 # build the parser would add ~0.3 s to every command's start.
 PRECEDENCE = """\
@@ -27,6 +29,18 @@ Ids are TASK/LANG@NAMESPACE:VERSION. Every command and the server resolve an id 
 What you publish, train or import without a namespace goes under yours; `adapterhub` is the
 built-in store's alone. The same exact id with different bytes in two stores is an error that
 names both. Outputs name the full id and the store it came from."""
+
+ID_HELP = "adapter id, e.g. sentiment/de or sentiment/de@team:1.1.0"
+
+# `registry list` filters: each keeps the entries whose manifest has exactly this value.
+LIST_FILTERS = {
+    "task": "only this task, e.g. sentiment",
+    "lang": "only this language (ISO code), e.g. de",
+    "backbone": "only entries trained on this backbone (its name or fingerprint)",
+    "method": "only this adapter method, e.g. lora",
+    "namespace": "only this namespace, e.g. adapterhub",
+    "kind": "only this kind of adapter: task or language",
+}
 
 
 def _store_arg(parser: argparse.ArgumentParser, what: str = "the local store") -> None:
@@ -76,13 +90,13 @@ def register(subparsers) -> None:
         description="List the entries of the local store, the remotes and the built-in store "
         "`project`, once per id with the stores holding it; --from or --store lists one store.",
     )
-    for flag in ("task", "lang", "backbone", "method", "namespace", "kind"):
-        listing.add_argument(f"--{flag}", default=None)
+    for flag, text in LIST_FILTERS.items():
+        listing.add_argument(f"--{flag}", default=None, help=text)
     listing.add_argument(
         "--metric", default=None, help="NAME or NAME>=VALUE: entries reporting it, best first"
     )
     listing.add_argument("--no-yanked", action="store_true", help="hide yanked versions")
-    listing.add_argument("--json", action="store_true")
+    add_json_flag(listing)
     listing.add_argument(
         "--from", dest="source", default=None, help="only this store: a remote's name or a URL"
     )
@@ -95,7 +109,7 @@ def register(subparsers) -> None:
         description="Print the manifest of the entry ID resolves to (see `adapterhub registry "
         "--help`), with the store it was read from (`store`) and every store holding it.",
     )
-    show.add_argument("id")
+    show.add_argument("id", help=ID_HELP)
     show.add_argument(
         "--from", dest="source", default=None, help="only this store: a remote's name or a URL"
     )
@@ -111,7 +125,9 @@ def register(subparsers) -> None:
         "--metrics or --recipe say otherwise. The licence follows the training data's and "
         "the backbone's (`other`, explained in the card, for data that is not freely licensed).",
     )
-    publish.add_argument("dir")
+    publish.add_argument(
+        "dir", help="the adapter folder, e.g. the --output `adapterhub train` wrote"
+    )
     publish.add_argument(
         "--id", required=True, help="TASK/LANG[@NAMESPACE]:VERSION (default namespace: yours)"
     )
@@ -144,7 +160,12 @@ def register(subparsers) -> None:
         default=None,
         help="the entry's licence (default: what the data's and the backbone's licences allow)",
     )
-    publish.add_argument("--description", default="")
+    publish.add_argument(
+        "--description",
+        default="",
+        help="one line for the manifest and model card (default: the one train recorded, "
+        "e.g. 'sentiment adapter for de (lora) trained on en')",
+    )
     signing = publish.add_mutually_exclusive_group()
     signing.add_argument(
         "--sign",
@@ -166,7 +187,7 @@ def register(subparsers) -> None:
         "given). An entry already here with the same bytes is left as it is; with other bytes "
         "the pull is refused.",
     )
-    pull.add_argument("id")
+    pull.add_argument("id", help=ID_HELP)
     pull.add_argument("--from", dest="source", default=None, help="remote name or URL")
     _signature_args(pull)
     _store_arg(pull)
@@ -178,7 +199,7 @@ def register(subparsers) -> None:
         description="Copy the entry ID resolves to (from whichever store holds it, the built-in "
         "one included) to a remote.",
     )
-    push.add_argument("id")
+    push.add_argument("id", help=ID_HELP)
     push.add_argument("--to", required=True, help="remote name or URL")
     _store_arg(push)
     push.set_defaults(func=run_push)
@@ -190,17 +211,23 @@ def register(subparsers) -> None:
         "its backbone fingerprint (with --backbone) and its signature (valid with the key id, "
         "invalid, or unsigned). Exit status 5 when any entry has a problem.",
     )
-    verify.add_argument("id", nargs="?")
-    verify.add_argument("--all", action="store_true")
+    verify.add_argument("id", nargs="?", help=f"{ID_HELP} (or --all)")
+    verify.add_argument(
+        "--all", action="store_true", help="verify every entry of the store instead of one id"
+    )
     verify.add_argument("--backbone", default=None, help="also check against this backbone")
-    verify.add_argument("--json", action="store_true")
+    add_json_flag(verify)
     _signature_args(verify)
     _store_arg(verify)
     verify.set_defaults(func=run_verify)
 
     yank = commands.add_parser("yank", help="mark a version as withdrawn (never deletes)")
-    yank.add_argument("id")
-    yank.add_argument("--reason", default="")
+    yank.add_argument("id", help="adapter id with its version, e.g. sentiment/de@team:1.1.0")
+    yank.add_argument(
+        "--reason",
+        default="",
+        help="why it is withdrawn: kept with the entry, shown where it is refused",
+    )
     _store_arg(yank)
     yank.set_defaults(func=run_yank)
 
@@ -216,8 +243,10 @@ def register(subparsers) -> None:
     export = commands.add_parser(
         "export", help="write the entry an id resolves to (any store) to one .tar bundle"
     )
-    export.add_argument("id")
-    export.add_argument("-o", "--output", required=True)
+    export.add_argument("id", help=ID_HELP)
+    export.add_argument(
+        "-o", "--output", required=True, help="bundle file to write (.tar; .tar.gz compresses)"
+    )
     _store_arg(export)
     export.set_defaults(func=run_export)
 
@@ -230,7 +259,13 @@ def register(subparsers) -> None:
         "--backbone", default=None, help="the backbone it was trained on (PEFT folders need it)"
     )
     imp.add_argument("--labels", default=None, help="comma-separated label names")
-    imp.add_argument("--task-type", choices=["sequence", "token"], default=None)
+    imp.add_argument(
+        "--task-type",
+        choices=["sequence", "token"],
+        default=None,
+        help="PEFT folders: the head labels each text (sequence) or each token (default: the "
+        "head's metadata, else PEFT's task_type)",
+    )
     _signature_args(imp)
     _store_arg(imp)
     imp.set_defaults(func=run_import)
@@ -238,16 +273,20 @@ def register(subparsers) -> None:
     remote = commands.add_parser("remote", help="named remotes")
     remote_commands = remote.add_subparsers(dest="remote_command", metavar="ACTION", required=True)
     add = remote_commands.add_parser("add", help="add or replace a remote")
-    add.add_argument("name")
+    add.add_argument(
+        "name", help="the remote's name: lowercase letters, digits, - and _ (not project)"
+    )
     add.add_argument("url", help="oci://host[:port]/repo, s3://..., file://..., or a folder")
-    add.add_argument("--read-only", action="store_true")
+    add.add_argument(
+        "--read-only", action="store_true", help="only read from it: pushing to it is refused"
+    )
     _signature_args(add)
     add.set_defaults(func=run_remote_add)
     rlist = remote_commands.add_parser("list", help="list remotes")
-    rlist.add_argument("--json", action="store_true")
+    add_json_flag(rlist)
     rlist.set_defaults(func=run_remote_list)
     remove = remote_commands.add_parser("remove", help="forget a remote")
-    remove.add_argument("name")
+    remove.add_argument("name", help="a name from `adapterhub registry remote list`")
     remove.set_defaults(func=run_remote_remove)
 
 

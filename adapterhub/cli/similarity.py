@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from adapterhub.cli.flags import add_backbone_flag, add_prefix_flag
+
 # The same three statements in five languages: translations should score highest.
 SAMPLE = {
     "en": [
@@ -35,8 +37,8 @@ def register(subparsers) -> None:
         "similarity", help="cosine similarity table of texts (default: a five-language sample)"
     )
     parser.add_argument("texts", nargs="*", help="texts to compare (default: built-in sample)")
-    parser.add_argument("--backbone", default="multilingual-e5-small")
-    parser.add_argument("--prefix", default="query: ")
+    add_backbone_flag(parser)
+    add_prefix_flag(parser)
     parser.set_defaults(func=run)
 
 
