@@ -68,10 +68,10 @@ class RuntimeConfig:
     )
     quantize: str | None = _option(
         None,
-        "8bit: the backbone's Linear layers through bitsandbytes; int8: torch's dynamic int8 "
-        "Linear layers but the output projections (CPU only; about 1.25x faster on an AVX2 EPYC, "
-        "up to 2.3 points less accurate on the sentiment adapters, see the README's "
-        "benchmarks); default: none",
+        "8bit: the backbone's Linear layers through bitsandbytes; int8: fbgemm's dynamic int8 "
+        "for every Linear layer but the FFN down projections (CPU only; about 1.5x faster on an "
+        "AVX2 EPYC, within 0.5 points on the sentiment yardstick and 1.3 on the test splits, "
+        "see the README's benchmarks); default: none",
         metavar="KIND",
     )
     require_signature: bool = _option(

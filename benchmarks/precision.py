@@ -40,16 +40,31 @@ CHUNK_TOKENS = 4096
 
 
 def weight_bytes(model) -> int:
-    """Parameters and buffers, plus the packed weights of quantized Linear layers."""
-    total = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+    """Parameters and buffers, plus the packed weights of int8 Linear layers."""
+    from adapterhub.backbone.int8 import Int8Linear
 
-    for module in model.modules():
-        if isinstance(module, DynamicInt8Linear):
-            weight, bias = module.weight(), module.bias()
-            total += weight.int_repr().numel() + (bias.numel() * 4 if bias is not None else 0)
-            total += weight.q_per_channel_scales().numel() * 12  # fp64 scale + int32 zero point
-    return total
+    total = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    return total + sum(m.weight_bytes for m in model.modules() if isinstance(m, Int8Linear))
+
+
+def load(tag: str):
+    """The backbone of one ``--precisions`` entry, on the engine ``serve`` runs: fp32, bf16,
+    int8 (what ``--quantize int8`` serves), int8-all (every Linear int8) or ``int8:REGEX``
+    (int8 but the Linear layers whose names match, e.g. ``int8:output\\.dense$``)."""
+    from adapterhub.backbone import load_backbone
+
+    if tag == "int8":
+        return load_backbone(
+            "multilingual-e5-small", device="cpu", quantize="int8", engine="native"
+        )
+    if not tag.startswith("int8"):
+        return load_backbone("multilingual-e5-small", device="cpu", dtype=tag, engine="native")
+    from adapterhub.backbone.int8 import quantize_int8
+
+    backbone = load_backbone("multilingual-e5-small", device="cpu", engine="native")
+    quantize_int8(backbone.model, keep=tag.partition(":")[2] or None)
+    backbone.quantization = "int8"
+    return backbone
 
 
 def test_rows(dataset: str, lang: str | None, cap: int) -> tuple[list[str], list[str]]:
@@ -155,7 +170,11 @@ def speed(runtimes: dict, texts: list[str], rounds: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-examples", type=int, default=150, help="test texts per adapter")
-    parser.add_argument("--precisions", default="fp32,int8,bf16")
+    parser.add_argument(
+        "--precisions",
+        default="fp32,int8,bf16",
+        help="fp32 first; int8-all, int8:REGEX (kept fp32)",
+    )
     parser.add_argument("--speed-texts", type=int, default=16, help="reviews per language")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-yardstick", action="store_true")
@@ -164,7 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "precision.json"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from adapterhub.backbone import load_backbone
     from adapterhub.runtime import Runtime
 
     started = time.perf_counter()
@@ -177,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {results['machine_at_start']}", flush=True)
     runtimes = {}
     for tag in precisions:
-        options = {"quantize": "int8"} if tag == "int8" else {"dtype": tag}
-        backbone = load_backbone("multilingual-e5-small", device="cpu", **options)
+        backbone = load(tag)
         runtimes[tag] = Runtime(backbone)
         results.setdefault("weight_bytes", {})[tag] = weight_bytes(backbone.model)
     texts = [r["text"] for r in review_texts(args.speed_texts, 0)]

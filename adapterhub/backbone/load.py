@@ -1,7 +1,7 @@
 """The one loader of the frozen backbone: embedded name, local folder or hub id.
 
 ``load_backbone`` returns a :class:`Backbone`: the frozen encoder (fp32, bf16 or fp16; or its Linear
-layers in 8 bits, through bitsandbytes or torch's dynamic int8), its tokenizer, mean pooling and
+layers in 8 bits, through bitsandbytes or fbgemm's dynamic int8), its tokenizer, mean pooling and
 a fingerprint (see ``fingerprint.py``). :func:`prepare_backbone` converts a loaded one in place.
 
 torch, transformers and the hub client are imported inside the functions that use them:
@@ -31,16 +31,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "multilingual-e5-small"
 DEFAULT_PREFIX = "query: "
 QUANTIZATIONS = (None, "8bit", "int8")
-"""``8bit``: bitsandbytes' Linear8bitLt, at load (CPU or CUDA). ``int8``: torch's dynamic int8
-Linear layers (weights int8 per output channel, activations quantized per batch; CPU only) for
-every Linear but the output projections (:data:`INT8_KEPT_FP32`), applied to a loaded fp32
-backbone."""
-INT8_KEPT_FP32 = "output.dense"
-"""Linear layers whose name ends so stay fp32 under ``int8``: each block's attention output and
-FFN down projection. Their inputs carry the outlier features that one activation scale per
-tensor flattens. Measured with benchmarks/precision.py on the five sentiment adapters (728
-yardstick and 150 test texts each), keeping them halves what int8 loses (worst -4.7 -> -2.3
-points, labels changed 6-10% -> 1-5%) for 1.25x instead of 1.43x the fp32 bare backbone."""
+"""``8bit``: bitsandbytes' Linear8bitLt, at load (CPU or CUDA). ``int8``: every Linear as
+fbgemm's dynamic int8 matmul (:mod:`adapterhub.backbone.int8`: 7-bit per-channel weights, 8-bit
+activations quantized per batch; CPU only), applied to a loaded fp32 backbone."""
 ENGINES = ("transformers", "native")
 """What computes the encoder: transformers' model, or :mod:`adapterhub.backbone.native`."""
 DTYPES = ("fp32", "bf16", "fp16")
@@ -366,8 +359,9 @@ def prepare_backbone(
     backbone: Backbone, *, dtype: str | None = None, quantize: str | None = None
 ) -> Backbone:
     """Convert a loaded backbone in place to ``dtype`` and/or ``quantize`` (``None``: leave it as
-    it is); a no-op for what it already is. ``int8`` swaps each ``nn.Linear`` for torch's
-    dynamic int8 Linear (the adapter hooks wrap those just the same); ``8bit`` only at load."""
+    it is); a no-op for what it already is. ``int8`` swaps each ``nn.Linear`` for an
+    :class:`~adapterhub.backbone.int8.Int8Linear` (the adapter hooks wrap those just the same);
+    ``8bit`` only at load."""
     _check_precision(dtype, quantize)
     if quantize and backbone.quantization not in (None, quantize):
         raise UsageError(
@@ -386,35 +380,11 @@ def prepare_backbone(
     if quantize == "int8" and backbone.quantization is None:
         if backbone.dtype != "fp32" or not str(backbone.device).startswith("cpu"):
             raise UsageError("--quantize int8 runs on the CPU in fp32; drop --dtype / --device")
-        _quantize_int8(backbone.model)
+        from adapterhub.backbone.int8 import quantize_int8  # lazy (torch): see the docstring
+
+        quantize_int8(backbone.model)
         backbone.quantization = "int8"
     return backbone
-
-
-def _quantize_int8(model: Any) -> None:
-    """Every ``nn.Linear`` of ``model`` but the output projections to torch's dynamic int8
-    Linear, in place: int8 weights with one scale per output channel (the embedded weights are
-    4-bit blocks restored to fp32; one scale per tensor loses more of them), activations
-    quantized per batch."""
-    import torch  # lazy: see the module docstring
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        # torch says the eager API moves to torchao; it is the one with fbgemm's AVX2 int8
-        # kernels, which torchao calls only under torch.compile
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_.*deprecated")
-        names = [
-            name
-            for name, module in model.named_modules()
-            if isinstance(module, torch.nn.Linear) and not name.endswith(INT8_KEPT_FP32)
-        ]
-        quantize_dynamic(
-            model,
-            dict.fromkeys(names, per_channel_dynamic_qconfig),
-            dtype=torch.qint8,
-            inplace=True,
-        )
 
 
 def list_backbones() -> list[dict]:
