@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from adapterhub.cli.flags import add_backbone_flag
 from adapterhub.errors import NotFoundError, UsageError
 from adapterhub.recipes import FREEZE_CHOICES, METHOD_CHOICES, REPORT_TO_CHOICES, resolve_recipe
 
@@ -51,17 +52,44 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--recipe", default=None, help="recipe YAML (default recipes/TASK.yaml)")
     parser.add_argument("--backbone", default=None, help="embedded name, folder or hub id")
-    parser.add_argument("--quantize", choices=["8bit"], default=None)
+    parser.add_argument(
+        "--quantize",
+        choices=["8bit"],
+        default=None,
+        help="train on the backbone loaded in 8 bits through bitsandbytes (QLoRA-style; the "
+        "adapter still serves on any precision)",
+    )
     parser.add_argument("--train-langs", default=None, help="comma-separated training languages")
     parser.add_argument("--stack-lang", default=None, help="train on this language adapter")
     parser.add_argument("--eval-langs", default=None, help="comma-separated test languages")
     parser.add_argument("--data", default=None, help="your own CSV/JSONL/Parquet file or folder")
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--epochs", type=float, default=None)
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="optimizer steps (default: the recipe's)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        help="passes over the training data when no step count is set (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="peak learning rate of the adapter (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="texts per step (default: the recipe's)"
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens kept per text, recorded for serving (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: the recipe's)"
+    )
     parser.add_argument(
         "--output", default=None, help="output folder (default ./adapters/TASK-LANG)"
     )
@@ -117,7 +145,7 @@ def register(subparsers) -> None:
         help="metric to tabulate (default accuracy; token_accuracy for pos, p_at_1 for retrieval)",
     )
     evaluate.add_argument("--max-examples", type=int, default=1000, help="per language")
-    evaluate.add_argument("--backbone", default="multilingual-e5-small")
+    add_backbone_flag(evaluate)
     evaluate.add_argument(
         "--quantize", default=None, choices=["8bit"], help="evaluate on the 8-bit backbone"
     )
