@@ -27,6 +27,7 @@ BUILT_IN = {
     "pos/en@adapterhub:1.0.0",
     "langid/multi@adapterhub:1.0.0",
     "lang/de@adapterhub:0.1.0",
+    "lang/de@adapterhub:0.2.0",
 }
 SENTENCES = {
     "Das Buch ist wunderbar, ich habe es in einem Zug gelesen.": "positive",
