@@ -36,6 +36,7 @@ from adapterhub.training import train
 sys.path.insert(0, str(Path(__file__).parent))
 from probe import (  # noqa: E402
     FeatureCache,
+    cell,
     compare,
     fit_on,
     points,
@@ -57,10 +58,6 @@ BUDGET = {
 """What changes from recipes/sentiment.yaml for a run on two CPU cores."""
 VARIANTS = {"plain": "random", "lpft": "probe"}
 TEST_LANGS = ["en", "fr", "nl", "zh", "de"]
-
-
-def cell(c: dict[str, float]) -> str:
-    return f"{points(c['delta'])} [{points(c['low'])}, {points(c['high'])}]"
 
 
 def markdown(report: dict) -> str:
