@@ -51,20 +51,27 @@ def strip_base_prefix(names: list[str]) -> dict[str, str]:
     return {n: n for n in names}
 
 
-def fingerprint_folder(folder: str | Path) -> str:
+def read_config(folder: str | Path) -> dict:
+    """The folder's ``config.json``; :class:`BackboneError` when it is missing or not JSON."""
+    try:
+        return json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"{folder} has no readable config.json ({exc})") from exc
+
+
+def fingerprint_folder(folder: str | Path, config: dict | None = None) -> str:
     """sha256 over the architecture config and every used weight (name, dtype, shape, bytes).
 
-    Cached beside the weights, keyed by their sizes and modification times.
+    Cached beside the weights, keyed by their sizes and modification times. ``config``: the
+    folder's config.json when the caller has read it already.
     """
     # Lazy: `adapterhub backbone list` imports this package and runs in 0.25 s; torch at module
     # level would add about 5 s (measured with `python -c "import torch"` on a 2-core machine).
     import torch
 
     folder = Path(folder)
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"{folder} has no readable config.json ({exc})") from exc
+    if config is None:
+        config = read_config(folder)
     files = _weight_files(folder)
     if not files:
         raise BackboneError(

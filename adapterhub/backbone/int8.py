@@ -55,10 +55,9 @@ class Int8Linear(nn.Module):
             quantized = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
         bias = None if linear.bias is None else linear.bias.detach().float()
         self._packed = torch.ops.quantized.linear_prepack(quantized, bias)
-        self.weight_bytes = quantized.numel() + scales.numel() * 12 + (
-            0 if bias is None else bias.numel() * 4
-        )  # fmt: skip
-        """Bytes of the int8 weights, their fp64 scales and int32 zero points, and the bias."""
+        # bytes of the int8 weights, their fp64 scales and int32 zero points, and the bias
+        bias_bytes = 0 if bias is None else bias.numel() * 4
+        self.weight_bytes = quantized.numel() + scales.numel() * 12 + bias_bytes
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return torch.ops.quantized.linear_dynamic(inputs, self._packed, reduce_range=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import adapterhub.backbone.embedded as embedded
 from adapterhub import settings
-from adapterhub.backbone.fingerprint import fingerprint_folder
+from adapterhub.backbone.fingerprint import fingerprint_folder, read_config
 from adapterhub.errors import BackboneError, UsageError
 
 log = logging.getLogger(__name__)
@@ -254,25 +254,27 @@ def load_backbone(
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
     name, folder = resolve_path(name_or_path, provision=provision)
-    config = _read_config(folder)
+    config = read_config(folder)
     device = device or _default_device()
     if dtype == "auto":
         dtype = "fp32" if quantize else auto_dtype(device)
-    fingerprint = fingerprint_folder(folder)
+    fingerprint = fingerprint_folder(folder, config)
     from adapterhub.backbone import native  # lazy (it imports torch): see the module docstring
 
     native_engine = engine == "native" and quantize != "8bit" and native.supports(config)
-    # The tokenizer loads in a thread while the model does: parsing the 17 MB tokenizer.json
-    # (~0.9 s of CPU here) runs in Rust and lets the GIL go, so on two cores it overlaps the
-    # model's imports and from_pretrained instead of following them. Its classes are imported
-    # first, so the two threads never import the same transformers modules at once.
+    # The tokenizer loads in a thread while the model does (or already is: prefetch_tokenizer):
+    # parsing the 17 MB tokenizer.json (~0.9 s of CPU here) runs in Rust and lets the GIL go, so
+    # on two cores it overlaps the model's imports and from_pretrained instead of following them.
+    # Its classes are imported first, so this thread and the model's never import the same
+    # transformers modules at once.
     from transformers import PreTrainedTokenizerFast  # noqa: F401  lazy: see the module docstring
 
     with ThreadPoolExecutor(1, thread_name_prefix="adapterhub-tokenizer") as pool:
         tokenizer_job = _PREFETCHED.pop(folder, None) or pool.submit(_load_tokenizer, folder)
-        model = native.load_native(folder, config) if native_engine else _load_transformers(
-            folder, quantize, device
-        )  # fmt: skip
+        if native_engine:
+            model = native.load_native(folder, config)
+        else:
+            model = _load_transformers(folder, quantize, device)
         tokenizer = tokenizer_job.result()
     if quantize != "8bit":  # bitsandbytes placed it (device_map)
         model.to(device)
@@ -282,16 +284,11 @@ def load_backbone(
     meta = embedded.read_manifest(folder) or {}
     log.debug("loaded backbone %s from %s (%s)", name, folder, fingerprint)
     at_load = quantize if quantize == "8bit" else None
-    loaded = Backbone(name, folder, model, tokenizer, fingerprint, config, at_load, device, meta)
-    loaded.engine = "native" if native_engine else "transformers"
+    used = "native" if native_engine else "transformers"
+    loaded = Backbone(
+        name, folder, model, tokenizer, fingerprint, config, at_load, device, meta, engine=used
+    )
     return prepare_backbone(loaded, dtype=dtype, quantize=quantize)
-
-
-def _read_config(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"{folder} has no readable config.json ({exc})") from exc
 
 
 def _load_transformers(folder: Path, quantize: str | None, device: str) -> Any:

@@ -2,8 +2,8 @@
 
 ``adapterhub serve`` answers its first request sooner with it: importing transformers' BERT model
 classes costs about 3.7 s on a 2-core machine (torch._dynamo, torch.distributed and the rest that
-``modeling_utils`` pulls in), more than torch itself, and building the module on the ``meta``
-device then taking the stored tensors as they are skips initialising 118M weights that are
+``modeling_utils`` pulls in), more than torch itself, and building the module without random
+initialisation, then taking the stored tensors as they are, skips drawing 118M weights that are
 overwritten at once. Training and ``eval`` keep transformers' model (PEFT wraps it).
 
 The module tree and parameter names are transformers' own (``embeddings.word_embeddings``,
@@ -22,7 +22,6 @@ else loads through transformers (:func:`supports`).
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +32,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from adapterhub.backbone.fingerprint import UNUSED_PREFIXES, strip_base_prefix
+from adapterhub.backbone.fingerprint import UNUSED_PREFIXES, read_config, strip_base_prefix
 from adapterhub.errors import BackboneError
 
 POSITIONS_FROM_PADDING = ("xlm-roberta", "roberta")
@@ -187,7 +186,7 @@ def load_native(folder: Path, config: dict | None = None) -> NativeEncoder:
     eval mode; raises :class:`BackboneError` when a stored tensor is missing or unexpected."""
     folder = Path(folder)
     if config is None:
-        config = json.loads((folder / "config.json").read_text())
+        config = read_config(folder)
     state: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(str(file)))
