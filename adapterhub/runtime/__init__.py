@@ -12,15 +12,22 @@ request and returns a :class:`Lease`; :meth:`Runtime.encode` turns a text into a
 :meth:`Runtime.forward` runs ONE backbone forward over rows that use different adapters.
 """
 
-from adapterhub.runtime.runtime import (
-    DEFAULT_PREFIX,
-    Lease,
-    Resident,
-    Row,
-    RowOutput,
-    Runtime,
-    format_prediction,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from adapterhub.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from adapterhub.runtime.runtime import (
+        DEFAULT_PREFIX,
+        Lease,
+        Resident,
+        Row,
+        RowOutput,
+        Runtime,
+        format_prediction,
+    )
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -31,3 +38,6 @@ __all__ = [
     "Runtime",
     "format_prediction",
 ]
+
+# runtime.py imports torch; the server's batcher only needs padding.py, and the hub neither.
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "adapterhub.runtime.runtime"))

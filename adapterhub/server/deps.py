@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -21,10 +21,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapterhub.config import ServerConfig
 from adapterhub.errors import UsageError
 from adapterhub.registry.ids import AdapterId
-from adapterhub.runtime import Runtime
 from adapterhub.server.batching import Batcher
 from adapterhub.server.errors import ApiError
 from adapterhub.server.metrics import Metrics
+
+if TYPE_CHECKING:  # the runtime imports torch; the hub's pages run without it
+    from adapterhub.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -43,7 +45,7 @@ def get_config(request: Request) -> ServerConfig:
     return request.app.state.config
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated["Runtime", Depends(get_runtime)]
 BatcherDep = Annotated[Batcher, Depends(get_batcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ConfigDep = Annotated[ServerConfig, Depends(get_config)]

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from adapterhub.runtime import Lease, Row, RowOutput, format_prediction
+from adapterhub.server.answers import AdapterPredictions, FanOutResponse
 from adapterhub.server.errors import ApiError
 from adapterhub.server.inference import Inference, require_head
-from adapterhub.server.schemas import AdapterPredictions, FanOutResponse
 
 
 @dataclass

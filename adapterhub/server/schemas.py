@@ -1,12 +1,12 @@
-"""Every payload of the HTTP API, as pydantic models (the OpenAPI at ``/docs`` is built from them)."""
+"""Every payload of the HTTP API, as pydantic models (the OpenAPI at ``/docs`` is built from them),
+but the answers to predictions: those are built from the task types, which import torch, and
+live in :mod:`adapterhub.server.answers`, so that the pages (``adapterhub hub``) start without it."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-
-from adapterhub.tasks import TASK_TYPES
 
 
 def _unicode(text: str) -> str:
@@ -65,28 +65,6 @@ class PredictRequest(BaseModel):
     @property
     def spec(self) -> list[str]:
         return [self.adapter] if self.adapter is not None else list(self.stack or [])
-
-
-Prediction = Union[tuple(t.output_model for t in TASK_TYPES.values() if t.output_model)]  # noqa: UP007
-"""One input's answer: the schema of the answering adapter's task type (``adapterhub.tasks``)."""
-
-
-class PredictResponse(BaseModel):
-    adapters: list[str] = Field(..., description="the exact ids that answered (stack order)")
-    task_type: str
-    predictions: list[Prediction]
-
-
-class AdapterPredictions(BaseModel):
-    task_type: str
-    predictions: list[Prediction] = Field(..., description="one per input, in order")
-
-
-class FanOutResponse(BaseModel):
-    """The answer to ``adapters``: each adapter's predictions, keyed by its exact id."""
-
-    adapters: list[str] = Field(..., description="the exact ids, in request order")
-    results: dict[str, AdapterPredictions]
 
 
 # ----------------------------------------------------------------------------- TEI-shaped

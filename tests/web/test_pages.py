@@ -358,3 +358,28 @@ def test_hub_command_serves_a_store_without_a_backbone(web_zoo, tmp_path):
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert f"on http://127.0.0.1:{port}/" in output
+
+
+HUB_WITHOUT_TORCH = """
+import sys
+from fastapi.testclient import TestClient
+from adapterhub.registry.resolver import Resolver
+from adapterhub.server.web.hub import create_hub_app
+client = TestClient(create_hub_app(Resolver.only(sys.argv[1])))
+for path in ("/", "/adapters/" + sys.argv[2], "/playground", "/live", "/v1/stats"):
+    assert client.get(path).status_code in (200, 503), path
+print(sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules))
+"""
+
+
+def test_the_hub_serves_its_pages_without_importing_torch(web_zoo):
+    """`adapterhub hub` loads no backbone, so it has no use for torch (3 s of its start here)."""
+    adapter_id = next(iter(ENTRIES))
+    run = subprocess.run(
+        [sys.executable, "-c", HUB_WITHOUT_TORCH, str(web_zoo.registry), adapter_id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from adapterhub.runtime import format_prediction
+from adapterhub.server.answers import FanOutResponse, PredictResponse
 from adapterhub.server.errors import ERROR_RESPONSES
 from adapterhub.server.fanout import predict_each
 from adapterhub.server.inference import InferenceDep, require_head
-from adapterhub.server.schemas import FanOutResponse, PredictRequest, PredictResponse
+from adapterhub.server.schemas import PredictRequest
 
 router = APIRouter(tags=["predict"])
 

@@ -13,7 +13,7 @@ or a header extension that adds it to every request, the playground's own calls 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -21,13 +21,15 @@ from fastapi.responses import HTMLResponse, Response
 from adapterhub.config import ServerConfig
 from adapterhub.errors import ConflictError, NotFoundError, UsageError
 from adapterhub.registry.resolver import Resolver
-from adapterhub.runtime import Runtime
 from adapterhub.server.deps import get_viewer
 from adapterhub.server.errors import ERROR_RESPONSES, ApiError
 from adapterhub.server.web import live
 from adapterhub.server.web.card import read_card
 from adapterhub.server.web.catalog import EXAMPLES, FACETS, Catalog, Filters
 from adapterhub.server.web.pages import ASSETS, SECURITY_HEADERS, STATIC_URL, render
+
+if TYPE_CHECKING:  # the runtime imports torch; the hub's pages run without it
+    from adapterhub.runtime import Runtime
 
 router = APIRouter()
 """The pages and ``/v1/stats``: read routes (``create_app`` puts the read token on them)."""
@@ -73,7 +75,7 @@ def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
-MaybeRuntime = Annotated[Runtime | None, Depends(get_runtime)]
+MaybeRuntime = Annotated["Runtime | None", Depends(get_runtime)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 

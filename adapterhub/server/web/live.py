@@ -4,13 +4,15 @@ counters and histograms that ``/metrics`` exports, read from the same Prometheus
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from adapterhub.runtime import Runtime
 from adapterhub.server.metrics import Metrics
 from adapterhub.server.schemas import AdapterInfo
+
+if TYPE_CHECKING:  # the runtime imports torch; the hub's pages run without it
+    from adapterhub.runtime import Runtime
 
 
 class Bucket(BaseModel):
