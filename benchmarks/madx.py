@@ -83,21 +83,28 @@ def _compare(stack: YardstickScore, plain: YardstickScore, lang: str) -> dict:
     return {"accuracy": stack.accuracy(lang), "delta": delta, "low": low, "high": high}
 
 
+def _difference(row: dict) -> str:
+    """A difference in points with its 95% interval, e.g. ``+3.8 (+0.0 to +11.5)``."""
+    return f"{100 * row['delta']:+.1f} ({100 * row['low']:+.1f} to {100 * row['high']:+.1f})"
+
+
 def _cells(row: dict | None) -> str:
     """Two table cells: the stack's accuracy and its difference to plain (empty without one)."""
     if row is None:
         return " | |"
-    return (
-        f" {row['accuracy']:.3f} | {100 * row['delta']:+.1f} "
-        f"({100 * row['low']:+.1f} to {100 * row['high']:+.1f}) |"
-    )
+    return f" {row['accuracy']:.3f} | {_difference(row)} |"
+
+
+def _weakest(per_lang: dict) -> list[str]:
+    """The :data:`WEAKEST` languages on which the plain task adapter scores lowest."""
+    return sorted(per_lang, key=lambda lang: per_lang[lang]["plain"])[:WEAKEST]
 
 
 def _verdict(per_lang: dict, column: str) -> dict:
     """How the stack in ``column`` compares with plain: where it gains the goal's margin, where
     the 95% interval excludes no change, and the mean difference on the weakest languages."""
     rows = {lang: r[column] for lang, r in per_lang.items() if r[column] is not None}
-    weakest = sorted(per_lang, key=lambda lang: per_lang[lang]["plain"])[:WEAKEST]
+    weakest = _weakest(per_lang)
     scored_weak = [lang for lang in weakest if lang in rows]
     return {
         "languages": len(rows),
@@ -115,10 +122,10 @@ def _verdict(per_lang: dict, column: str) -> dict:
     }
 
 
-def _own_adapter_effect(per_lang: dict, weakest: list[str]) -> dict:
+def _own_adapter_effect(per_lang: dict) -> dict:
     """The swap against no swap: what the language's own adapter adds over the training one."""
     rows = {lang: r["swap_vs_no_swap"] for lang, r in per_lang.items() if r["swap_vs_no_swap"]}
-    weak = [lang for lang in weakest if lang in rows]
+    weak = [lang for lang in _weakest(per_lang) if lang in rows]
     return {
         "languages": len(rows),
         "mean_delta": sum(r["delta"] for r in rows.values()) / len(rows) if rows else 0.0,
@@ -145,12 +152,7 @@ def markdown(scores: list[YardstickScore], report: dict) -> str:
             f"| {lang} | {row['plain']:.3f} |"
             + _cells(row["no_swap"])
             + _cells(row["swap"])
-            + (
-                " |"
-                if own is None
-                else f" {100 * own['delta']:+.1f} ({100 * own['low']:+.1f} to "
-                f"{100 * own['high']:+.1f}) |"
-            )
+            + (" |" if own is None else f" {_difference(own)} |")
         )
     lines.append("")
     for column, verdict in report["verdict"].items():
@@ -269,9 +271,7 @@ def main() -> None:
         "languages_with_a_language_adapter": swapped.languages,
         "per_language": per_lang,
         "verdict": {column: _verdict(per_lang, column) for column in ("no_swap", "swap")},
-        "own_language_adapter": _own_adapter_effect(
-            per_lang, sorted(per_lang, key=lambda lang: per_lang[lang]["plain"])[:WEAKEST]
-        ),
+        "own_language_adapter": _own_adapter_effect(per_lang),
         "overall": {s.name: s.accuracy() for s in (plain, fixed)},
         "hard": {s.name: s.accuracy(hard=True) for s in (plain, fixed)},
         "scoring_seconds": round(time.perf_counter() - started, 1),
