@@ -22,6 +22,7 @@ METHOD_CHOICES = (*METHOD_NAMES, "none")
 """The registered adapter methods, or none (only the head, or the whole backbone, trains)."""
 REPORT_TO_CHOICES = ("tensorboard", "mlflow", "wandb")
 HEAD_INIT_CHOICES = ("random", "probe")
+SELECT_ON_CHOICES = ("validation", "yardstick")
 
 
 @dataclass
@@ -110,7 +111,11 @@ class Recipe:
     grad_clip: float = 1.0
     """Maximum gradient norm; 0 disables clipping."""
     patience: int = 3
-    """Stop after this many evaluations without a better validation metric; 0 disables."""
+    """Stop after this many evaluations without a better selection score; 0 disables."""
+    select_on: list[str] = field(default_factory=lambda: ["validation"])
+    """What picks the kept checkpoint (and early stopping): ``validation`` (the training
+    languages' validation metric) and/or ``yardstick`` (accuracy on the task's multilingual dev
+    set, most of whose languages have no training data: sentiment only); with both, their mean."""
     eval_every: int | None = None
     """Evaluate every N steps (default: once per epoch, at least every 200 steps)."""
     max_length: int = 128
@@ -147,6 +152,14 @@ class Recipe:
         if self.head_init not in HEAD_INIT_CHOICES:
             raise RecipeError(
                 f"head_init must be one of {', '.join(HEAD_INIT_CHOICES)}, not {self.head_init!r}"
+            )
+        if isinstance(self.select_on, str):
+            self.select_on = [v.strip() for v in self.select_on.split(",") if v.strip()]
+        unknown = [v for v in self.select_on or [] if v not in SELECT_ON_CHOICES]
+        if unknown or not self.select_on or len(set(self.select_on)) != len(self.select_on):
+            raise RecipeError(
+                f"select_on must be one or both of {', '.join(SELECT_ON_CHOICES)}, "
+                f"not {self.select_on!r}"
             )
         if self.quantize not in (None, "8bit"):
             raise RecipeError(f"quantize must be 8bit or empty, not {self.quantize!r}")

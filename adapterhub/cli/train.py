@@ -91,6 +91,13 @@ def register(subparsers) -> None:
         "--seed", type=int, default=None, help="random seed (default: the recipe's)"
     )
     parser.add_argument(
+        "--select-on",
+        default=None,
+        metavar="validation,yardstick",
+        help="what picks the kept checkpoint: validation (the training languages), yardstick "
+        "(the task's multilingual dev set; sentiment) or both, their mean (default: the recipe's)",
+    )
+    parser.add_argument(
         "--output", default=None, help="output folder (default ./adapters/TASK-LANG)"
     )
     parser.add_argument(
@@ -207,6 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_length=args.max_length,
         seed=args.seed,
+        select_on=args.select_on,
         report_to=args.report_to,
         checkpoint_every=args.checkpoint_every,
     )

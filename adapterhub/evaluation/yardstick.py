@@ -128,9 +128,32 @@ def score_adapter(
         return _score_stack(adapter, rows, backbone, batch_size)
     folder, info = adapter_folder(adapter, backbone)
     model = load_task_model(folder, backbone)
-    _check_labels(model.labels, str(adapter))
-    score = YardstickScore(str(info.get("id") or adapter))
-    score.rows = _score(model, rows, _preprocessing(info), backbone.tokenizer, batch_size)
+    return score_model(
+        model,
+        backbone.tokenizer,
+        _preprocessing(info),
+        name=str(info.get("id") or adapter),
+        rows=rows,
+        batch_size=batch_size,
+    )
+
+
+def score_model(
+    model,
+    tokenizer,
+    preprocessing: Preprocessing,
+    *,
+    name: str,
+    rows: list[dict] | None = None,
+    batch_size: int = 64,
+) -> YardstickScore:
+    """A sentiment task model in memory (a run's current weights, say) on the yardstick's
+    ``rows`` (default: all), its texts preprocessed as ``preprocessing`` says."""
+    _check_labels(model.labels, name)
+    score = YardstickScore(name)
+    score.rows = _score(
+        model, _labelled(None) if rows is None else rows, preprocessing, tokenizer, batch_size
+    )
     return score
 
 

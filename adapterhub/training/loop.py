@@ -44,6 +44,8 @@ from adapterhub.backbone import load_backbone
 from adapterhub.errors import TrainingError, UsageError
 from adapterhub.evaluation.inference import evaluate_rows, primary
 from adapterhub.evaluation.plots import loss_curve
+from adapterhub.evaluation.yardstick import HARD, OVERALL, YARDSTICKS, score_model
+from adapterhub.preprocessing import Preprocessing
 from adapterhub.recipes import Recipe
 from adapterhub.tasks import TaskModel, get_task
 from adapterhub.training.checkpoint import (
@@ -141,6 +143,7 @@ class Trainer:
         """Data, model, optimizer and schedule; then the checkpoint to resume and the logs."""
         self.data = self._setup_data()
         self.task, self.parents = self._setup_model()
+        self.yardstick_rows = self._setup_selection()
         self.optimizer = self._setup_optimizer()
         self.scheduler = self._setup_lr_scheduler()
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
@@ -202,6 +205,24 @@ class Trainer:
             )
         task.train()
         return task, parents
+
+    def _setup_selection(self) -> list[dict] | None:
+        """The yardstick's rows when ``select_on`` names it (None otherwise)."""
+        if "yardstick" not in self.recipe.select_on:
+            return None
+        if self.recipe.task not in YARDSTICKS:
+            raise UsageError(
+                f"select_on: yardstick needs a task with a yardstick "
+                f"({', '.join(YARDSTICKS)}); {self.recipe.task} has none"
+            )
+        from adapterhub.data import yardstick
+
+        if list(self.data.labels) != list(yardstick.LABELS):
+            raise UsageError(
+                f"select_on: yardstick needs the labels {list(yardstick.LABELS)}; "
+                f"this data has {self.data.labels}"
+            )
+        return yardstick.load()[yardstick.SPLIT].to_list()
 
     def _setup_optimizer(self) -> torch.optim.Optimizer:
         """AdamW with the head at its own learning rate and no decay on biases and LayerNorms."""
@@ -375,7 +396,12 @@ class Trainer:
             recipe.max_length,
             recipe.eval_batch_size,
         )
-        value = primary(values, self.spec.metric)
+        signals = {"validation": primary(values, self.spec.metric)}
+        dev = self._score_yardstick() if self.yardstick_rows is not None else {}
+        if dev:
+            signals["yardstick"] = dev["yardstick_accuracy"]
+        chosen = [signals[name] for name in recipe.select_on]
+        value = sum(chosen) / len(chosen)
         if value > state.best_value:
             state.best_value, state.best_step, state.bad_evals = value, state.step, 0
             self.best_state = self._trainable_state()
@@ -387,9 +413,32 @@ class Trainer:
             "metric": self.spec.metric,
             "value": value,
             "best": state.best_value,
+            "select_on": list(recipe.select_on),
             **{f"validation_{k}": v for k, v in values.items()},
+            **dev,
         }
-        self._record(entry, scalars(values, "validation"))
+        self._record(entry, {**scalars(values, "validation"), **scalars(dev, "dev")})
+
+    def _score_yardstick(self) -> dict[str, Any]:
+        """The current weights on the yardstick, as the published adapter will be scored."""
+        recipe = self.recipe
+        preprocessing = Preprocessing(prefix=recipe.prefix, max_length=recipe.max_length)
+        score = score_model(
+            self.unwrapped,
+            self.backbone.tokenizer,
+            preprocessing,
+            name=f"step {self.state.step}",
+            rows=self.yardstick_rows,
+            batch_size=recipe.eval_batch_size,
+        )
+        table = score.table()
+        worst = min(score.languages, key=table.__getitem__)
+        return {
+            "yardstick_accuracy": table[OVERALL],
+            "yardstick_hard_accuracy": table[HARD],
+            "yardstick_worst_lang": worst,
+            "yardstick_worst_accuracy": table[worst],
+        }
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {
@@ -428,7 +477,9 @@ class Trainer:
             train_langs=data.train_langs,
             zero_shot=data.zero_shot,
             metrics={},
-            best_validation=state.best_value,
+            best_validation=self._best_entry().get(
+                f"validation_{self.spec.metric}", state.best_value
+            ),
             steps=state.step,
             parameters=self.parameters,
             seconds=0.0,
@@ -470,6 +521,8 @@ class Trainer:
             "steps": result.steps,
             "best_step": self.state.best_step,
             "best_validation": result.best_validation,
+            "select_on": list(recipe.select_on),
+            **self._selected_scores(),
             "parameters": result.parameters,
             "world_size": result.world_size,
             "seconds": result.seconds,
@@ -485,6 +538,21 @@ class Trainer:
         }
         (output / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
         loss_curve(result.history, output / "loss_curve.png")
+
+    def _best_entry(self) -> dict[str, Any]:
+        """The log entry of the evaluation whose weights were kept ({} off the main process)."""
+        step = self.state.best_step
+        return next(
+            (e for e in self.state.history if e.get("event") == "eval" and e["step"] == step), {}
+        )
+
+    def _selected_scores(self) -> dict[str, Any]:
+        """The kept step's validation metric and yardstick scores, when the yardstick chose."""
+        if self.yardstick_rows is None:
+            return {}
+        entry = self._best_entry()
+        scores = {k: v for k, v in entry.items() if k.startswith("yardstick_")}
+        return {"selected": {"validation": entry.get(f"validation_{self.spec.metric}"), **scores}}
 
     def cleanup(self) -> None:
         """Close the trackers. Not ``accelerator.end_training()``, which finishes them the same

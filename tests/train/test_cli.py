@@ -107,6 +107,10 @@ def test_eval_on_the_8bit_backbone_agrees_with_fp32(
     [
         (["--task", "summarise", "--lang", "en"], "no recipe for task 'summarise'"),
         (["--task", "sentiment", "--lang", "english"], "'english' is not an ISO"),
+        (
+            ["--task", "sentiment", "--lang", "en", "--select-on", "test"],
+            "select_on must be one or both of validation, yardstick",
+        ),
     ],
 )
 def test_bad_flags_print_one_line(argv, words, tiny_backbone_path, sentiment_csv, tmp_path, capsys):
@@ -169,3 +173,18 @@ def test_trained_metrics_record_the_world_size(tiny_backbone, data_for, tmp_path
     result = train(recipe, output_dir=tmp_path / "a", backbone=tiny_backbone, progress=False)
     assert result.world_size == 1
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["world_size"] == 1
+
+
+def test_select_on_flag_reaches_the_run(tiny_backbone_path, sentiment_csv, recipe_file, tmp_path):
+    code = run(
+        "train", "--task", "sentiment", "--lang", "en", "--recipe", recipe_file,
+        "--data", sentiment_csv, "--backbone", tiny_backbone_path, "--no-publish",
+        "--no-progress", "--output", tmp_path / "out", "--select-on", "validation,yardstick",
+    )  # fmt: skip
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["select_on"] == ["validation", "yardstick"]
+    assert 0 <= metrics["selected"]["yardstick_accuracy"] <= 1
+    log = (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()
+    evals = [json.loads(line) for line in log if '"event": "eval"' in line]
+    assert evals and all("yardstick_worst_lang" in e for e in evals)
