@@ -211,14 +211,23 @@ def register(subparsers) -> None:
         "its backbone fingerprint (with --backbone) and its signature (valid with the key id, "
         "invalid, or unsigned). Exit status 5 when any entry has a problem.",
     )
-    verify.add_argument("id", nargs="?", help=f"{ID_HELP} (or --all)")
+    verify.add_argument(
+        "id",
+        nargs="?",
+        help=f"{ID_HELP}: the entry it resolves to, in whichever store holds it (or --all)",
+    )
     verify.add_argument(
         "--all", action="store_true", help="verify every entry of the store instead of one id"
     )
     verify.add_argument("--backbone", default=None, help="also check against this backbone")
     add_json_flag(verify)
     _signature_args(verify)
-    _store_arg(verify)
+    verify.add_argument(
+        "--store",
+        default=None,
+        help="a registry folder: the one --all verifies (default: $ADAPTERHUB_HOME/registry), "
+        "or the only one the id is looked up in (default: every store, as show does)",
+    )
     verify.set_defaults(func=run_verify)
 
     yank = commands.add_parser("yank", help="mark a version as withdrawn (never deletes)")
@@ -457,12 +466,12 @@ def run_verify(args: argparse.Namespace) -> int:
         backbone = load_backbone(args.backbone)
     from adapterhub.registry.audit import audit
 
-    reports = audit(
-        None if args.all else args.id,
-        store=registry.local_store(args.store),
-        backbone=backbone,
-        signatures=_policy(args),
-    )
+    store = registry.local_store(args.store)
+    adapter_id = None if args.all else args.id
+    if adapter_id and args.store is None:  # the entry the id means, in whichever store holds it
+        found = registry.resolution(adapter_id)
+        store, adapter_id = found.source.store, str(found.id)
+    reports = audit(adapter_id, store=store, backbone=backbone, signatures=_policy(args))
     if args.json:
         print(json.dumps([report.to_dict() for report in reports], indent=2))
     for report in reports if not args.json else []:

@@ -88,3 +88,11 @@ def test_export_import_and_remotes_through_the_cli(backbone, lora_dir, tmp_path,
 def _last_json(capsys):
     out = capsys.readouterr().out
     return out[out.index("{") :]
+
+
+def test_verify_checks_an_id_where_it_resolves(capsys, monkeypatch):
+    monkeypatch.delenv("ADAPTERHUB_PROJECT_REGISTRY")  # the store shipped in the package
+    # not in the (empty) local store: found in the project's own, as `show` finds it
+    assert main(["registry", "verify", "sentiment/de@adapterhub:1.1.0"]) == 0
+    assert "ok  sentiment/de@adapterhub:1.1.0: sha256 ok" in capsys.readouterr().out
+    assert main(["registry", "verify", "sentiment/xx"]) != 0
