@@ -144,7 +144,8 @@ def register(subparsers) -> None:
         "--yardstick",
         default=None,
         help="JSON file or inline JSON: results on the task's yardstick (a dev set), which the "
-        "promotion gate judges against the version the short id means now",
+        "promotion gate judges against the version the short id means now (default: scored "
+        "here, for a task that has one)",
     )
     publish.add_argument(
         "--recipe", default=None, help="recipe YAML/JSON file (default: the folder's recipe.yaml)"
@@ -415,17 +416,27 @@ def run_publish(args: argparse.Namespace) -> int:
     trained = read_train_output(args.dir)
     recipe = _load_json_arg(args.recipe) if args.recipe else trained.recipe
     metrics = _load_json_arg(args.metrics) if args.metrics else trained.metrics
+    backbone = load_backbone(args.backbone)
+    yardstick = _load_json_arg(args.yardstick)
+    if yardstick is None:  # the task's dev set, as train's own publish scores it for the gate
+        from adapterhub.evaluation.yardstick import YARDSTICKS, card_results
+        from adapterhub.registry.ids import AdapterId
+
+        task = AdapterId.parse(args.id).task
+        if task in YARDSTICKS:
+            print(f"scoring it on {YARDSTICKS[task]} for the promotion gate", file=sys.stderr)
+        yardstick = card_results(args.dir, task, backbone=backbone)
     manifest = registry.publish(
         args.dir,
         args.id,
-        backbone=load_backbone(args.backbone),
+        backbone=backbone,
         metrics=metrics,
         recipe=recipe,
         parents=args.parent or trained.parents,
         license=args.license,
         description=args.description or trained.description,
         store=args.store,
-        yardstick=_load_json_arg(args.yardstick),
+        yardstick=yardstick,
         sign=False if args.no_sign else args.sign,
     )
     print(f"published {manifest.id} to {_store_name(args.store)}")

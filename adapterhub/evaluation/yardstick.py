@@ -189,10 +189,15 @@ def _score_stack(stack: Stack, rows: list[dict], backbone, batch_size: int) -> Y
 
 def card_results(adapter: str | Path, task: str, *, backbone) -> dict[str, Any] | None:
     """The ``yardstick`` record of a manifest for an adapter of ``task`` (None when the task
-    has no yardstick): dataset, split and :meth:`YardstickScore.metrics`."""
+    has no yardstick, or the adapter predicts other labels than it has): dataset, split and
+    :meth:`YardstickScore.metrics`."""
     if task not in YARDSTICKS:
         return None
-    score = score_adapter(adapter, backbone=backbone)
+    folder, info = adapter_folder(adapter, backbone)
+    model = load_task_model(folder, backbone)
+    if list(model.labels) != list(yardstick.LABELS):
+        return None  # other classes (a 5-star scale, say): the yardstick does not measure them
+    score = score_model(model, backbone.tokenizer, _preprocessing(info), name=str(adapter))
     return {"dataset": YARDSTICKS[task], "split": yardstick.SPLIT, **score.metrics()}
 
 

@@ -233,8 +233,9 @@ def publish(
         manifest = manifest.model_copy(
             update={"license": licence.license, "license_sources": licence.sources}
         )
-        if manifest.yardstick is not None:
-            decision = judge(manifest.yardstick, _baseline(aid, store))
+        baseline = _baseline(aid, store)
+        if manifest.yardstick is not None or (baseline and baseline.yardstick is not None):
+            decision = judge(manifest.yardstick, baseline)  # no results over a judged one: held
             manifest = manifest.model_copy(update={"promotion": decision})
         files = {}
         for name in [*PAYLOAD_FILES, CARD]:  # the card last: it lists the others

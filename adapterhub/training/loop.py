@@ -119,6 +119,11 @@ class Trainer:
         self.backbone = backbone
         self.resume = resume
         report_to = check_tracker(recipe.report_to)
+        if "yardstick" in recipe.select_on and recipe.task not in YARDSTICKS:
+            raise UsageError(
+                f"select_on: yardstick needs a task with a yardstick "
+                f"({', '.join(YARDSTICKS)}); {recipe.task} has none"
+            )
         if self.output is None and (report_to or recipe.checkpoint_every or resume):
             raise UsageError("report_to, checkpoint_every and --resume need an output folder")
         project = None
@@ -210,11 +215,6 @@ class Trainer:
         """The yardstick's rows when ``select_on`` names it (None otherwise)."""
         if "yardstick" not in self.recipe.select_on:
             return None
-        if self.recipe.task not in YARDSTICKS:
-            raise UsageError(
-                f"select_on: yardstick needs a task with a yardstick "
-                f"({', '.join(YARDSTICKS)}); {self.recipe.task} has none"
-            )
         from adapterhub.data import yardstick
 
         if list(self.data.labels) != list(yardstick.LABELS):

@@ -124,6 +124,27 @@ def test_versions_without_yardstick_results_are_not_judged(home, adapter_dir, ti
     assert _short() == "sentiment/de@team:1.1.0"
 
 
+def test_leaving_the_results_out_is_no_way_past_the_gate(home, adapter_dir, tiny_backbone):
+    _publish(adapter_dir, tiny_backbone, "1.0.0", 0.879)
+    blind = _publish(adapter_dir, tiny_backbone, "1.1.0", None)
+    assert not blind.promoted and blind.promotion.baseline == "sentiment/de@team:1.0.0"
+    assert "no yardstick results" in blind.promotion.reason and "0.879" in blind.promotion.reason
+    assert _short() == "sentiment/de@team:1.0.0"
+
+
+def test_registry_publish_scores_the_yardstick_itself(
+    home, adapter_dir, tiny_backbone, tiny_backbone_path, capsys
+):
+    _publish(adapter_dir, tiny_backbone, "1.0.0", 0.99)  # far above what random weights score
+    argv = ["registry", "publish", str(adapter_dir), "--id", "sentiment/de@team:1.1.0"]
+    assert cli([*argv, "--backbone", str(tiny_backbone_path), "--no-sign"]) == 0
+    assert "not promoted: regresses beyond the 1.5-point noise band" in capsys.readouterr().out
+    published = Resolver.default().resolve("sentiment/de@team:1.1.0").manifest
+    expected = score_adapter(adapter_dir, backbone=tiny_backbone).accuracy()
+    assert published.yardstick.values["accuracy"] == pytest.approx(expected)
+    assert _short() == "sentiment/de@team:1.0.0"
+
+
 def test_yanking_the_promoted_version_falls_back_past_the_unpromoted_one(
     home, adapter_dir, tiny_backbone
 ):
