@@ -218,10 +218,16 @@ class Trainer:
         from adapterhub.data import yardstick
 
         if list(self.data.labels) != list(yardstick.LABELS):
-            raise UsageError(
-                f"select_on: yardstick needs the labels {list(yardstick.LABELS)}; "
-                f"this data has {self.data.labels}"
-            )
+            # the user's own classes (a 5-star scale, say): the yardstick cannot score them, so
+            # the run selects as it would without it, and the recipe it records says so
+            if self.main:
+                log.warning(
+                    "the yardstick scores %s, not this data's labels %s: selecting on validation",
+                    "/".join(yardstick.LABELS),
+                    "/".join(self.data.labels),
+                )
+            self.recipe.select_on = ["validation"]
+            return None
         return yardstick.load()[yardstick.SPLIT].to_list()
 
     def _setup_optimizer(self) -> torch.optim.Optimizer:

@@ -73,3 +73,24 @@ def test_a_task_without_a_yardstick_cannot_select_on_one(tmp_path, tiny_backbone
     recipe = recipe_for("pos", "lora", data_for, select_on=["yardstick"])
     with pytest.raises(UsageError, match="select_on: yardstick needs a task with a yardstick"):
         train(recipe, output_dir=tmp_path / "out", backbone=tiny_backbone, progress=False)
+
+
+def test_other_labels_fall_back_to_validation(tmp_path, tiny_backbone, sentiment_csv, caplog):
+    three = tmp_path / "stars.csv"
+    lines = sentiment_csv.read_text().splitlines()
+    rows = [lines[0]] + [
+        line.replace(",negative,", ",one star,").replace(",positive,", ",five stars,")
+        for line in lines[1:]
+    ]
+    rows += [f"so-so film number {i},three stars,en" for i in range(40)]
+    three.write_text("\n".join(rows) + "\n")
+    recipe = recipe_for(
+        "sentiment", "lora", {"sentiment": three}, select_on=["validation", "yardstick"]
+    )
+    output = tmp_path / "out"
+    with caplog.at_level("WARNING"):
+        result = train(recipe, output_dir=output, backbone=tiny_backbone, progress=False)
+    assert "selecting on validation" in caplog.text
+    assert not any(k.startswith("yardstick") for e in _evals(result) for k in e)
+    assert "- validation" in (output / "recipe.yaml").read_text()
+    assert json.loads((output / "metrics.json").read_text())["select_on"] == ["validation"]
