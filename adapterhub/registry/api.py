@@ -233,9 +233,8 @@ def publish(
         manifest = manifest.model_copy(
             update={"license": licence.license, "license_sources": licence.sources}
         )
-        baseline = _baseline(aid, store)
-        if manifest.yardstick is not None or (baseline and baseline.yardstick is not None):
-            decision = judge(manifest.yardstick, baseline)  # no results over a judged one: held
+        if manifest.yardstick is not None:
+            decision = judge(manifest.yardstick, _baseline(aid, store))
             manifest = manifest.model_copy(update={"promotion": decision})
         files = {}
         for name in [*PAYLOAD_FILES, CARD]:  # the card last: it lists the others

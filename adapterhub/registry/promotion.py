@@ -13,9 +13,7 @@ the easy and hard texts); 1.5 points is about the spread of one recipe over seed
 splits (0.8-1.6 points, README). A drop beyond it is a regression, not noise.
 
 Versions without yardstick results (other tasks, entries published before the gate) are
-promoted as before when the baseline has none either; so is the first judged version when the
-baseline has no yardstick results. A version without results is not promoted over a baseline
-that has them: leaving them out must not be a way past the gate.
+promoted as before; so is the first judged version when the baseline has no yardstick results.
 """
 
 from __future__ import annotations
@@ -36,18 +34,11 @@ def judge(yardstick: Metrics | None, baseline: Manifest | None) -> Promotion:
     """The gate's decision for a version with ``yardstick`` results, against ``baseline`` (the
     manifest of the version its short id means now, or None when there is none)."""
     accuracy = None if yardstick is None else _scores(yardstick)[0]
-    old = None if baseline is None or baseline.yardstick is None else _scores(baseline.yardstick)[0]
-    if accuracy is None and old is not None:
-        assert baseline is not None
-        reason = (
-            f"no yardstick results, so nothing shows it does not regress from {baseline.id} "
-            f"({old:.3f}): publish it with them (adapterhub registry publish scores it)"
-        )
-        return Promotion(promoted=False, reason=reason, baseline=baseline.id, band=NOISE_BAND)
     if accuracy is None:
         return Promotion(promoted=True, reason="no yardstick results: not judged")
     if baseline is None:
         return Promotion(promoted=True, reason="the first version: nothing to judge it against")
+    old = None if baseline.yardstick is None else _scores(baseline.yardstick)[0]
     if old is None:
         return Promotion(
             promoted=True,

@@ -124,14 +124,6 @@ def test_versions_without_yardstick_results_are_not_judged(home, adapter_dir, ti
     assert _short() == "sentiment/de@team:1.1.0"
 
 
-def test_leaving_the_results_out_is_no_way_past_the_gate(home, adapter_dir, tiny_backbone):
-    _publish(adapter_dir, tiny_backbone, "1.0.0", 0.879)
-    blind = _publish(adapter_dir, tiny_backbone, "1.1.0", None)
-    assert not blind.promoted and blind.promotion.baseline == "sentiment/de@team:1.0.0"
-    assert "no yardstick results" in blind.promotion.reason and "0.879" in blind.promotion.reason
-    assert _short() == "sentiment/de@team:1.0.0"
-
-
 def test_registry_publish_scores_the_yardstick_itself(
     home, adapter_dir, tiny_backbone, tiny_backbone_path, capsys
 ):
