@@ -157,8 +157,13 @@ def score_model(
     return score
 
 
+def measures(labels: list[str]) -> bool:
+    """Whether the yardstick can score a model of these labels (its own, in its order)."""
+    return list(labels) == list(yardstick.LABELS)
+
+
 def _check_labels(labels: list[str], name: str) -> None:
-    if list(labels) != list(yardstick.LABELS):
+    if not measures(labels):
         raise UsageError(
             f"{name} predicts {labels}; the sentiment yardstick needs {list(yardstick.LABELS)}"
         )
@@ -195,7 +200,7 @@ def card_results(adapter: str | Path, task: str, *, backbone) -> dict[str, Any] 
         return None
     folder, info = adapter_folder(adapter, backbone)
     model = load_task_model(folder, backbone)
-    if list(model.labels) != list(yardstick.LABELS):
+    if not measures(model.labels):
         return None  # other classes (a 5-star scale, say): the yardstick does not measure them
     score = score_model(model, backbone.tokenizer, _preprocessing(info), name=str(adapter))
     return {"dataset": YARDSTICKS[task], "split": yardstick.SPLIT, **score.metrics()}

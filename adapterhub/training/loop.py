@@ -44,7 +44,7 @@ from adapterhub.backbone import load_backbone
 from adapterhub.errors import TrainingError, UsageError
 from adapterhub.evaluation.inference import evaluate_rows, primary
 from adapterhub.evaluation.plots import loss_curve
-from adapterhub.evaluation.yardstick import HARD, OVERALL, YARDSTICKS, score_model
+from adapterhub.evaluation.yardstick import HARD, OVERALL, YARDSTICKS, measures, score_model
 from adapterhub.preprocessing import Preprocessing
 from adapterhub.recipes import Recipe
 from adapterhub.tasks import TaskModel, get_task
@@ -217,7 +217,7 @@ class Trainer:
             return None
         from adapterhub.data import yardstick
 
-        if list(self.data.labels) != list(yardstick.LABELS):
+        if not measures(self.data.labels):
             # the user's own classes (a 5-star scale, say): the yardstick cannot score them, so
             # the run selects as it would without it, and the recipe it records says so
             if self.main:
@@ -428,7 +428,7 @@ class Trainer:
     def _score_yardstick(self) -> dict[str, Any]:
         """The current weights on the yardstick, as the published adapter will be scored."""
         recipe = self.recipe
-        preprocessing = Preprocessing(prefix=recipe.prefix, max_length=recipe.max_length)
+        preprocessing = Preprocessing.from_dict(recipe.to_dict())  # the record publish writes
         score = score_model(
             self.unwrapped,
             self.backbone.tokenizer,
